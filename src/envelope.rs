@@ -1,0 +1,1 @@
+//! envelope (in progress).

@@ -1,0 +1,1 @@
+//! exchange (in progress).

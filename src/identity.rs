@@ -1,0 +1,459 @@
+//! Keys, key ids, agency ids and the partner registry.
+//!
+//! A node holds two long-lived private keys: an Ed25519 signing key (ring) and an X25519
+//! key for HPKE (RFC 9180) encryption. Both are stored as PKCS#8 in PEM files. Partners are
+//! known by their public keys, written in the config as `ed25519:BASE64` and
+//! `x25519:BASE64`. A key id is derived from the public key, never chosen.
+//!
+//! Nothing in this module logs or prints key material: `Debug` shows key ids only.
+
+use std::{fmt, fs, io, path::Path};
+
+use base64::{Engine as _, engine::general_purpose::STANDARD as B64};
+use hpke::{Deserializable as _, Kem as _, Serializable as _};
+use ring::{
+    digest,
+    rand::SystemRandom,
+    signature::{self, Ed25519KeyPair, KeyPair as _},
+};
+use zeroize::Zeroizing;
+
+/// The HPKE KEM Entente uses: DHKEM(X25519, HKDF-SHA256).
+pub type Kem = hpke::kem::X25519HkdfSha256;
+
+/// Errors about keys and agency ids.
+#[derive(Debug, thiserror::Error)]
+pub enum IdentityError {
+    /// A key file could not be read or written.
+    #[error("key file {path}: {source}")]
+    Io {
+        /// The file.
+        path: String,
+        /// The cause.
+        source: io::Error,
+    },
+    /// A key file does not hold the expected kind of key.
+    #[error("key file {path}: {reason}")]
+    BadKeyFile {
+        /// The file.
+        path: String,
+        /// What was wrong, without any key bytes.
+        reason: String,
+    },
+    /// A public key in text form is malformed.
+    #[error("public key: {0}")]
+    BadPublicKey(String),
+    /// An agency id does not follow the rules.
+    #[error(
+        "agency id {0:?} is invalid: expected 2 to 32 characters, upper-case letters, digits \
+         and '-', starting with a letter (for example \"US-BIS\")"
+    )]
+    BadAgencyId(String),
+    /// The system random number generator failed.
+    #[error("random number generator failed")]
+    Random,
+}
+
+/// Checks that `id` is a valid agency id (such as `US-BIS` or `DE-BAFA`).
+pub fn validate_agency_id(id: &str) -> Result<(), IdentityError> {
+    let ok = (2..=32).contains(&id.len())
+        && id.starts_with(|c: char| c.is_ascii_uppercase())
+        && id
+            .chars()
+            .all(|c| c.is_ascii_uppercase() || c.is_ascii_digit() || c == '-');
+    if ok {
+        Ok(())
+    } else {
+        Err(IdentityError::BadAgencyId(id.to_owned()))
+    }
+}
+
+/// A 16-byte key id: the first 16 bytes of SHA-256 over a label, the algorithm name and
+/// the public key (see `docs/envelope.md`).
+#[derive(Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub struct KeyId(pub [u8; 16]);
+
+impl KeyId {
+    /// Derives the key id of `public` for algorithm `alg` (`"ed25519"` or `"x25519"`).
+    pub fn derive(alg: &str, public: &[u8]) -> Self {
+        let mut ctx = digest::Context::new(&digest::SHA256);
+        ctx.update(b"entente/v1/key-id\0");
+        ctx.update(alg.as_bytes());
+        ctx.update(b"\0");
+        ctx.update(public);
+        let mut id = [0u8; 16];
+        id.copy_from_slice(&ctx.finish().as_ref()[..16]);
+        Self(id)
+    }
+
+    /// Parses a key id from its 16 raw bytes.
+    pub fn from_slice(bytes: &[u8]) -> Option<Self> {
+        bytes.try_into().ok().map(Self)
+    }
+}
+
+impl fmt::Display for KeyId {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(&hex::encode(self.0))
+    }
+}
+
+impl fmt::Debug for KeyId {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "KeyId({self})")
+    }
+}
+
+/// An Ed25519 signing key.
+pub struct SigningKey {
+    pair: Ed25519KeyPair,
+    pkcs8: Zeroizing<Vec<u8>>,
+}
+
+impl SigningKey {
+    /// Generates a new key from the system random number generator.
+    pub fn generate() -> Result<Self, IdentityError> {
+        let pkcs8 = Ed25519KeyPair::generate_pkcs8(&SystemRandom::new())
+            .map_err(|_| IdentityError::Random)?;
+        Self::from_pkcs8(pkcs8.as_ref()).map_err(|_| IdentityError::Random)
+    }
+
+    /// Builds the key from a 32-byte seed (used for test vectors).
+    pub fn from_seed(seed: &[u8; 32]) -> Self {
+        // A 32-byte seed is always a valid Ed25519 private key.
+        let pair = Ed25519KeyPair::from_seed_unchecked(seed).expect("32-byte Ed25519 seed");
+        let mut der = Vec::with_capacity(48);
+        der.extend_from_slice(&ED25519_PKCS8_PREFIX);
+        der.extend_from_slice(seed);
+        Self {
+            pair,
+            pkcs8: Zeroizing::new(der),
+        }
+    }
+
+    /// Reads the key from PKCS#8 DER (v1 or v2).
+    pub fn from_pkcs8(der: &[u8]) -> Result<Self, String> {
+        let pair = Ed25519KeyPair::from_pkcs8_maybe_unchecked(der)
+            .map_err(|e| format!("not an Ed25519 PKCS#8 private key ({e})"))?;
+        Ok(Self {
+            pair,
+            pkcs8: Zeroizing::new(der.to_vec()),
+        })
+    }
+
+    /// The raw 32-byte public key.
+    pub fn public(&self) -> [u8; 32] {
+        let mut out = [0u8; 32];
+        out.copy_from_slice(self.pair.public_key().as_ref());
+        out
+    }
+
+    /// The key id of the public key.
+    pub fn key_id(&self) -> KeyId {
+        KeyId::derive("ed25519", &self.public())
+    }
+
+    /// Signs `message`.
+    pub fn sign(&self, message: &[u8]) -> [u8; 64] {
+        let mut out = [0u8; 64];
+        out.copy_from_slice(self.pair.sign(message).as_ref());
+        out
+    }
+
+    /// Reads a PEM file holding a PKCS#8 Ed25519 private key.
+    pub fn load(path: &Path) -> Result<Self, IdentityError> {
+        let der = read_pem(path)?;
+        Self::from_pkcs8(&der).map_err(|reason| IdentityError::BadKeyFile {
+            path: path.display().to_string(),
+            reason,
+        })
+    }
+
+    /// Writes the key as a PEM file readable by its owner only.
+    pub fn save(&self, path: &Path) -> Result<(), IdentityError> {
+        write_pem(path, &self.pkcs8)
+    }
+}
+
+impl fmt::Debug for SigningKey {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "SigningKey(id {}, private key hidden)", self.key_id())
+    }
+}
+
+/// Checks an Ed25519 signature by `public` over `message`.
+pub fn verify_signature(public: &[u8; 32], message: &[u8], sig: &[u8]) -> bool {
+    signature::UnparsedPublicKey::new(&signature::ED25519, public)
+        .verify(message, sig)
+        .is_ok()
+}
+
+/// DER prefix of a PKCS#8 v1 Ed25519 private key (RFC 8410), followed by the 32-byte seed.
+const ED25519_PKCS8_PREFIX: [u8; 16] = [
+    0x30, 0x2e, 0x02, 0x01, 0x00, 0x30, 0x05, 0x06, 0x03, 0x2b, 0x65, 0x70, 0x04, 0x22, 0x04, 0x20,
+];
+/// DER prefix of a PKCS#8 v1 X25519 private key (RFC 8410), followed by the 32-byte key.
+const X25519_PKCS8_PREFIX: [u8; 16] = [
+    0x30, 0x2e, 0x02, 0x01, 0x00, 0x30, 0x05, 0x06, 0x03, 0x2b, 0x65, 0x6e, 0x04, 0x22, 0x04, 0x20,
+];
+
+/// An X25519 private key for HPKE.
+pub struct EncryptionKey {
+    private: <Kem as hpke::Kem>::PrivateKey,
+    public: [u8; 32],
+}
+
+impl EncryptionKey {
+    /// Generates a new key from the system random number generator.
+    pub fn generate() -> Self {
+        let (private, public) = Kem::gen_keypair();
+        Self::from_pair(private, public)
+    }
+
+    /// Derives a key deterministically from input keying material (RFC 9180 DeriveKeyPair;
+    /// used for test vectors).
+    pub fn derive(ikm: &[u8]) -> Self {
+        let (private, public) = Kem::derive_keypair(ikm);
+        Self::from_pair(private, public)
+    }
+
+    fn from_pair(
+        private: <Kem as hpke::Kem>::PrivateKey,
+        public: <Kem as hpke::Kem>::PublicKey,
+    ) -> Self {
+        let mut raw = [0u8; 32];
+        raw.copy_from_slice(&public.to_bytes());
+        Self {
+            private,
+            public: raw,
+        }
+    }
+
+    /// Reads the key from PKCS#8 DER.
+    pub fn from_pkcs8(der: &[u8]) -> Result<Self, String> {
+        let raw = der
+            .strip_prefix(&X25519_PKCS8_PREFIX[..])
+            .filter(|raw| raw.len() == 32)
+            .ok_or("not an X25519 PKCS#8 private key")?;
+        let private = <Kem as hpke::Kem>::PrivateKey::from_bytes(raw)
+            .map_err(|_| "not a valid X25519 private key")?;
+        let public = Kem::sk_to_pk(&private);
+        Ok(Self::from_pair(private, public))
+    }
+
+    /// The raw 32-byte public key.
+    pub fn public(&self) -> [u8; 32] {
+        self.public
+    }
+
+    /// The key id of the public key.
+    pub fn key_id(&self) -> KeyId {
+        KeyId::derive("x25519", &self.public)
+    }
+
+    /// The HPKE private key.
+    pub fn hpke_private(&self) -> &<Kem as hpke::Kem>::PrivateKey {
+        &self.private
+    }
+
+    /// Reads a PEM file holding a PKCS#8 X25519 private key.
+    pub fn load(path: &Path) -> Result<Self, IdentityError> {
+        let der = read_pem(path)?;
+        Self::from_pkcs8(&der).map_err(|reason| IdentityError::BadKeyFile {
+            path: path.display().to_string(),
+            reason,
+        })
+    }
+
+    /// Writes the key as a PEM file readable by its owner only.
+    pub fn save(&self, path: &Path) -> Result<(), IdentityError> {
+        let mut der = Zeroizing::new(X25519_PKCS8_PREFIX.to_vec());
+        der.extend_from_slice(&self.private.to_bytes());
+        write_pem(path, &der)
+    }
+}
+
+impl fmt::Debug for EncryptionKey {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "EncryptionKey(id {}, private key hidden)", self.key_id())
+    }
+}
+
+fn read_pem(path: &Path) -> Result<Zeroizing<Vec<u8>>, IdentityError> {
+    let text = Zeroizing::new(fs::read(path).map_err(|source| IdentityError::Io {
+        path: path.display().to_string(),
+        source,
+    })?);
+    let block = pem::parse(&*text).map_err(|e| IdentityError::BadKeyFile {
+        path: path.display().to_string(),
+        reason: format!("not a PEM file ({e})"),
+    })?;
+    if block.tag() != "PRIVATE KEY" {
+        return Err(IdentityError::BadKeyFile {
+            path: path.display().to_string(),
+            reason: format!(
+                "expected a \"PRIVATE KEY\" PEM block, found {:?}",
+                block.tag()
+            ),
+        });
+    }
+    Ok(Zeroizing::new(block.into_contents()))
+}
+
+fn write_pem(path: &Path, der: &[u8]) -> Result<(), IdentityError> {
+    let text = Zeroizing::new(pem::encode(&pem::Pem::new("PRIVATE KEY", der)));
+    write_private_file(path, text.as_bytes()).map_err(|source| IdentityError::Io {
+        path: path.display().to_string(),
+        source,
+    })
+}
+
+/// Writes `bytes` to a new file that only its owner can read (mode 0600 on Unix).
+pub fn write_private_file(path: &Path, bytes: &[u8]) -> io::Result<()> {
+    use std::io::Write as _;
+    let mut options = fs::OpenOptions::new();
+    options.write(true).create(true).truncate(true);
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::OpenOptionsExt as _;
+        options.mode(0o600);
+    }
+    let mut file = options.open(path)?;
+    file.write_all(bytes)?;
+    file.sync_all()
+}
+
+/// A partner's public keys, as registered in the config.
+#[derive(Clone, PartialEq, Eq)]
+pub struct PublicKeys {
+    /// Raw Ed25519 public key.
+    pub signing: [u8; 32],
+    /// Raw X25519 public key.
+    pub encryption: [u8; 32],
+}
+
+impl PublicKeys {
+    /// Key id of the signing key.
+    pub fn signing_key_id(&self) -> KeyId {
+        KeyId::derive("ed25519", &self.signing)
+    }
+
+    /// Key id of the encryption key.
+    pub fn encryption_key_id(&self) -> KeyId {
+        KeyId::derive("x25519", &self.encryption)
+    }
+
+    /// The HPKE public key.
+    pub fn hpke_public(&self) -> Result<<Kem as hpke::Kem>::PublicKey, IdentityError> {
+        <Kem as hpke::Kem>::PublicKey::from_bytes(&self.encryption)
+            .map_err(|_| IdentityError::BadPublicKey("not a valid X25519 public key".into()))
+    }
+}
+
+impl fmt::Debug for PublicKeys {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(
+            f,
+            "PublicKeys(signing {}, encryption {})",
+            self.signing_key_id(),
+            self.encryption_key_id()
+        )
+    }
+}
+
+/// Formats a public key as `ALG:BASE64`, the form used in config files.
+pub fn public_key_text(alg: &str, public: &[u8; 32]) -> String {
+    format!("{alg}:{}", B64.encode(public))
+}
+
+/// Parses `ALG:BASE64` for the given algorithm into 32 raw bytes.
+pub fn parse_public_key(alg: &str, text: &str) -> Result<[u8; 32], IdentityError> {
+    let body = text
+        .strip_prefix(alg)
+        .and_then(|rest| rest.strip_prefix(':'))
+        .ok_or_else(|| IdentityError::BadPublicKey(format!("expected \"{alg}:BASE64\"")))?;
+    let raw = B64
+        .decode(body.trim())
+        .map_err(|_| IdentityError::BadPublicKey(format!("{alg} key is not valid base64")))?;
+    raw.try_into().map_err(|_| {
+        IdentityError::BadPublicKey(format!("{alg} key must be 32 bytes once decoded"))
+    })
+}
+
+/// This node's own identity: its agency id and private keys.
+#[derive(Debug)]
+pub struct Identity {
+    /// Agency id, such as `US-BIS`.
+    pub agency: String,
+    /// Ed25519 signing key.
+    pub signing: SigningKey,
+    /// X25519 encryption key.
+    pub encryption: EncryptionKey,
+}
+
+impl Identity {
+    /// This node's public keys.
+    pub fn public_keys(&self) -> PublicKeys {
+        PublicKeys {
+            signing: self.signing.public(),
+            encryption: self.encryption.public(),
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn keys_survive_a_round_trip_through_pem_files() {
+        let dir = tempfile::tempdir().unwrap();
+        let signing = SigningKey::generate().unwrap();
+        let encryption = EncryptionKey::generate();
+        signing.save(&dir.path().join("s.pem")).unwrap();
+        encryption.save(&dir.path().join("e.pem")).unwrap();
+        let signing2 = SigningKey::load(&dir.path().join("s.pem")).unwrap();
+        let encryption2 = EncryptionKey::load(&dir.path().join("e.pem")).unwrap();
+        assert_eq!(signing.public(), signing2.public());
+        assert_eq!(encryption.public(), encryption2.public());
+        let sig = signing2.sign(b"m");
+        assert!(verify_signature(&signing.public(), b"m", &sig));
+        assert!(!verify_signature(&signing.public(), b"n", &sig));
+    }
+
+    #[test]
+    fn a_signing_key_file_is_not_accepted_as_an_encryption_key() {
+        let dir = tempfile::tempdir().unwrap();
+        SigningKey::generate()
+            .unwrap()
+            .save(&dir.path().join("s.pem"))
+            .unwrap();
+        let err = EncryptionKey::load(&dir.path().join("s.pem")).unwrap_err();
+        assert!(err.to_string().contains("not an X25519"), "{err}");
+    }
+
+    #[test]
+    fn debug_output_hides_private_keys() {
+        let key = SigningKey::from_seed(&[7; 32]);
+        let shown = format!("{key:?}");
+        assert!(shown.contains("hidden"));
+        assert!(!shown.contains(&hex::encode([7u8; 32])));
+    }
+
+    #[test]
+    fn public_keys_parse_from_their_text_form() {
+        let key = SigningKey::from_seed(&[1; 32]);
+        let text = public_key_text("ed25519", &key.public());
+        assert_eq!(parse_public_key("ed25519", &text).unwrap(), key.public());
+        assert!(parse_public_key("x25519", &text).is_err());
+        assert!(parse_public_key("ed25519", "ed25519:AAAA").is_err());
+    }
+
+    #[test]
+    fn agency_ids_are_checked() {
+        assert!(validate_agency_id("US-BIS").is_ok());
+        assert!(validate_agency_id("us-bis").is_err());
+        assert!(validate_agency_id("-X").is_err());
+        assert!(validate_agency_id("A").is_err());
+    }
+}

@@ -1,0 +1,50 @@
+//! Entente: the node an enforcement agency runs to share signed, encrypted intelligence
+//! (suspicious-transaction reports, denial notifications, enforcement alerts) with its
+//! partner agencies over mutual-TLS gRPC.
+//!
+//! The modules, from the wire inwards:
+//!
+//! - [`pb`]: code generated from `proto/` (the `entente.v1` schema).
+//! - [`config`]: the node's TOML file, validated into typed values.
+//! - [`identity`]: keys, key ids, and the partner registry.
+//! - [`tls`]: X.509 material and the rustls configurations for mutual TLS.
+//! - [`envelope`]: seal (sign, then encrypt to one recipient) and open (decrypt, verify).
+//! - [`report`]: the JSON form of a report that analysts submit, and its validation.
+//! - [`sharing`]: the interim per-partner allow list of item kinds.
+//! - [`store`]: the sled trees (items, outbox, deliveries, seen ids, audit).
+//! - [`exchange`]: the peer gRPC service and the per-partner delivery tasks.
+//! - [`node`]: a running node: listeners, delivery tasks and the control socket.
+//! - [`control`]: the local control service the `entente` command talks to.
+//! - [`demo`]: the three-agency demonstration behind `entente demo`.
+
+#![forbid(unsafe_code)]
+
+pub mod config;
+pub mod control;
+pub mod demo;
+pub mod envelope;
+pub mod exchange;
+pub mod identity;
+pub mod node;
+pub mod report;
+pub mod sharing;
+pub mod store;
+pub mod tls;
+
+/// Code generated from the `entente.v1` protobuf schema in `proto/`.
+#[allow(missing_docs, clippy::all)]
+pub mod pb {
+    tonic::include_proto!("entente.v1");
+
+    /// The encoded file descriptor set of the schema, for gRPC server reflection.
+    pub const FILE_DESCRIPTOR_SET: &[u8] =
+        include_bytes!(concat!(env!("OUT_DIR"), "/entente_descriptor.bin"));
+}
+
+/// Milliseconds since the Unix epoch, now.
+pub fn now_ms() -> i64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|d| d.as_millis() as i64)
+        .unwrap_or(0)
+}

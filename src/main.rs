@@ -1,0 +1,2 @@
+//! The `entente` command.
+fn main() {}

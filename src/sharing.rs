@@ -1,0 +1,105 @@
+//! The interim sharing rule: each partner entry names the item kinds this node may send it.
+//!
+//! Nothing leaves without a matching entry (default deny). The sharing-policy engine
+//! replaces this module; until then it is the one place that decides what goes where.
+
+use std::{fmt, str::FromStr};
+
+use crate::pb::ItemKind;
+
+/// An item kind as written in a partner's `share` list.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum ShareKind {
+    /// Suspicious-transaction reports.
+    SuspiciousTransaction,
+    /// Licence denial notifications.
+    DenialNotification,
+    /// Enforcement alerts.
+    EnforcementAlert,
+}
+
+impl ShareKind {
+    /// All kinds, in the order they are documented.
+    pub const ALL: [ShareKind; 3] = [
+        ShareKind::SuspiciousTransaction,
+        ShareKind::DenialNotification,
+        ShareKind::EnforcementAlert,
+    ];
+
+    /// The name used in config files and report JSON.
+    pub fn name(self) -> &'static str {
+        match self {
+            ShareKind::SuspiciousTransaction => "suspicious-transaction",
+            ShareKind::DenialNotification => "denial-notification",
+            ShareKind::EnforcementAlert => "enforcement-alert",
+        }
+    }
+
+    /// The wire kind.
+    pub fn item_kind(self) -> ItemKind {
+        match self {
+            ShareKind::SuspiciousTransaction => ItemKind::SuspiciousTransaction,
+            ShareKind::DenialNotification => ItemKind::DenialNotification,
+            ShareKind::EnforcementAlert => ItemKind::EnforcementAlert,
+        }
+    }
+
+    /// The share kind of a wire kind, if it is a report kind.
+    pub fn from_item_kind(kind: ItemKind) -> Option<Self> {
+        Self::ALL.into_iter().find(|k| k.item_kind() == kind)
+    }
+}
+
+impl fmt::Display for ShareKind {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.name())
+    }
+}
+
+impl FromStr for ShareKind {
+    type Err = String;
+
+    fn from_str(s: &str) -> Result<Self, Self::Err> {
+        Self::ALL
+            .into_iter()
+            .find(|k| k.name() == s)
+            .ok_or_else(|| {
+                "one of \"suspicious-transaction\", \"denial-notification\", \"enforcement-alert\""
+                    .to_owned()
+            })
+    }
+}
+
+/// Whether an item of `kind` may be sent to a partner whose allow list is `allowed`.
+pub fn may_share(allowed: &[ShareKind], kind: ItemKind) -> bool {
+    ShareKind::from_item_kind(kind).is_some_and(|k| allowed.contains(&k))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn an_empty_allow_list_shares_nothing() {
+        for kind in ShareKind::ALL {
+            assert!(!may_share(&[], kind.item_kind()));
+        }
+    }
+
+    #[test]
+    fn only_listed_kinds_are_shared() {
+        let allowed = [ShareKind::DenialNotification];
+        assert!(may_share(&allowed, ItemKind::DenialNotification));
+        assert!(!may_share(&allowed, ItemKind::SuspiciousTransaction));
+        assert!(!may_share(&allowed, ItemKind::Unspecified));
+        assert!(!may_share(&allowed, ItemKind::WatchlistDelta));
+    }
+
+    #[test]
+    fn kind_names_round_trip() {
+        for kind in ShareKind::ALL {
+            assert_eq!(kind.name().parse::<ShareKind>().unwrap(), kind);
+        }
+        assert!("denial".parse::<ShareKind>().is_err());
+    }
+}
