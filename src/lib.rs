@@ -8,6 +8,7 @@
 //! - [`config`]: the node's TOML file, validated into typed values.
 //! - [`identity`]: keys, key ids, and the partner registry.
 //! - [`tls`]: X.509 material and the rustls configurations for mutual TLS.
+//! - [`setup`]: generating CAs, node certificates, keys and config files (`init`, example).
 //! - [`envelope`]: seal (sign, then encrypt to one recipient) and open (decrypt, verify).
 //! - [`report`]: the JSON form of a report that analysts submit, and its validation.
 //! - [`sharing`]: the interim per-partner allow list of item kinds.
@@ -27,6 +28,7 @@ pub mod exchange;
 pub mod identity;
 pub mod node;
 pub mod report;
+pub mod setup;
 pub mod sharing;
 pub mod store;
 pub mod tls;
