@@ -1,1 +1,174 @@
-//! control (in progress).
+//! The local control service: how the `entente` command acts on a running node.
+//!
+//! sled locks its directory, so while `entente serve` runs no other process can open the
+//! store. The node therefore listens on a Unix domain socket, `control.sock` in its data
+//! directory, created with mode 0600: only the operating-system user that runs the node
+//! (and root) can connect, and that user can read the node's keys anyway. The CLI tries
+//! the socket first and, when no node is running, opens the store itself.
+
+use std::{path::PathBuf, sync::Arc};
+
+use tokio::{net::UnixListener, sync::watch};
+use tokio_stream::wrappers::UnixListenerStream;
+use tonic::{Request, Response, Status};
+
+use crate::{
+    node::{NodeError, Shared},
+    pb::{self, control_client::ControlClient, control_server::ControlServer},
+    store,
+};
+
+/// Default and largest number of items `ListItems` returns.
+const LIST_DEFAULT: usize = 100;
+const LIST_MAX: usize = 10_000;
+
+/// The control socket of a node whose data directory is `data_dir`.
+pub fn socket_path(data_dir: &std::path::Path) -> PathBuf {
+    data_dir.join("control.sock")
+}
+
+/// Binds the control socket (replacing a stale one left by a killed node).
+pub fn bind(shared: &Shared) -> Result<UnixListener, NodeError> {
+    let path = socket_path(&shared.config.data_dir);
+    let err = |source| NodeError::Control {
+        path: path.clone(),
+        source,
+    };
+    if path.exists() {
+        std::fs::remove_file(&path).map_err(err)?;
+    }
+    let listener = UnixListener::bind(&path).map_err(err)?;
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::PermissionsExt as _;
+        std::fs::set_permissions(&path, std::fs::Permissions::from_mode(0o600)).map_err(err)?;
+    }
+    Ok(listener)
+}
+
+/// Serves the control service until `stopped` turns true.
+pub async fn serve(
+    shared: Arc<Shared>,
+    listener: UnixListener,
+    mut stopped: watch::Receiver<bool>,
+) {
+    let path = socket_path(&shared.config.data_dir);
+    let result = tonic::transport::Server::builder()
+        .add_service(ControlServer::new(ControlService { shared }))
+        .serve_with_incoming_shutdown(UnixListenerStream::new(listener), async move {
+            let _ = stopped.changed().await;
+        })
+        .await;
+    if let Err(e) = result {
+        tracing::error!(error = %e, "control socket failed");
+    }
+    let _ = std::fs::remove_file(path);
+}
+
+struct ControlService {
+    shared: Arc<Shared>,
+}
+
+#[tonic::async_trait]
+impl pb::control_server::Control for ControlService {
+    async fn submit_report(
+        &self,
+        request: Request<pb::SubmitReportRequest>,
+    ) -> Result<Response<pb::SubmitReportResponse>, Status> {
+        let report = request
+            .into_inner()
+            .report
+            .ok_or_else(|| Status::invalid_argument("request has no report"))?;
+        let submitted = self.shared.submit(report).await.map_err(|e| match e {
+            NodeError::Report(e) => Status::invalid_argument(e.to_string()),
+            other => Status::internal(other.to_string()),
+        })?;
+        Ok(Response::new(pb::SubmitReportResponse {
+            item_id: store::ulid_text(&submitted.item_id),
+            queued_for: submitted.queued_for,
+            withheld_from: submitted
+                .withheld_from
+                .into_iter()
+                .map(|(p, _)| p)
+                .collect(),
+        }))
+    }
+
+    async fn list_items(
+        &self,
+        request: Request<pb::ListItemsRequest>,
+    ) -> Result<Response<pb::ListItemsResponse>, Status> {
+        let limit = request.into_inner().limit as usize;
+        let items =
+            list_items(&self.shared.store, limit).map_err(|e| Status::internal(e.to_string()))?;
+        Ok(Response::new(pb::ListItemsResponse { items }))
+    }
+}
+
+/// Item summaries, newest first; the same for the socket and for a stopped node.
+pub fn list_items(
+    store: &store::Store,
+    limit: usize,
+) -> Result<Vec<pb::ItemSummary>, store::StoreError> {
+    let limit = if limit == 0 {
+        LIST_DEFAULT
+    } else {
+        limit.min(LIST_MAX)
+    };
+    let mut out = Vec::new();
+    for item in store.list_items(limit)? {
+        let id = store::id16(&item.item_id);
+        let deliveries = if item.own {
+            store
+                .deliveries(&id)?
+                .into_iter()
+                .map(|(partner, r)| pb::DeliveryStatus {
+                    partner,
+                    state: r.state,
+                    detail: r.detail,
+                })
+                .collect()
+        } else {
+            Vec::new()
+        };
+        let report = item.report();
+        out.push(pb::ItemSummary {
+            item_id: store::ulid_text(&id),
+            sender: item.origin.clone(),
+            kind: item.kind,
+            title: report.map(|r| r.title.clone()).unwrap_or_default(),
+            subjects: report
+                .map(|r| r.subjects.iter().map(|s| s.name.clone()).collect())
+                .unwrap_or_default(),
+            created_at_ms: item.created_at_ms,
+            stored_at_ms: item.stored_at_ms,
+            own: item.own,
+            deliveries,
+            tlp: report
+                .and_then(|r| r.handling.as_ref())
+                .map_or(0, |h| h.tlp),
+        });
+    }
+    Ok(out)
+}
+
+/// Connects to the control socket of a running node, if there is one.
+pub async fn connect(
+    data_dir: &std::path::Path,
+) -> Option<ControlClient<tonic::transport::Channel>> {
+    let path = socket_path(data_dir);
+    if !path.exists() {
+        return None;
+    }
+    let channel = tonic::transport::Endpoint::from_static("http://control.local")
+        .connect_with_connector(tower::service_fn(move |_: http::Uri| {
+            let path = path.clone();
+            async move {
+                let stream = tokio::net::UnixStream::connect(path).await?;
+                Ok::<_, std::io::Error>(hyper_util::rt::TokioIo::new(stream))
+            }
+        }))
+        .await
+        .ok()?;
+    Some(ControlClient::new(channel))
+}

@@ -1,1 +1,21 @@
-//! exchange (in progress).
+//! Node-to-node exchange: the `PeerExchange` gRPC service and the per-partner delivery
+//! tasks that feed it.
+//!
+//! Receiving, for each envelope of a batch: the TLS peer names a registered partner (checked
+//! once per stream), the envelope's sender is that partner, [`envelope::open`] verifies and
+//! decrypts it with that partner's registered keys, the report is validated, and only then
+//! is it stored, deduplicated by (sender, item id). The batch is flushed to disk before the
+//! signed receipt goes back. Every refusal is logged with the peer and the reason and
+//! recorded in the audit log; a refusal stores nothing else.
+//!
+//! Sending: one task per partner reads that partner's outbox in order, streams batches
+//! over one connection with a small window of batches in flight, verifies each receipt
+//! against the partner's registered signing key, and only then marks items delivered.
+//! While the partner is unreachable it retries with capped exponential backoff; each
+//! partner has its own task, so one slow partner holds up no other.
+
+mod receive;
+mod send;
+
+pub use receive::PeerService;
+pub use send::{DeliveryEvent, run_delivery};

@@ -12,14 +12,20 @@
 //! - [`envelope`]: seal (sign, then encrypt to one recipient) and open (decrypt, verify).
 //! - [`report`]: the JSON form of a report that analysts submit, and its validation.
 //! - [`sharing`]: the interim per-partner allow list of item kinds.
+//! - [`audit`]: the append-only, hash-chained audit log.
 //! - [`store`]: the sled trees (items, outbox, deliveries, seen ids, audit).
 //! - [`exchange`]: the peer gRPC service and the per-partner delivery tasks.
 //! - [`node`]: a running node: listeners, delivery tasks and the control socket.
 //! - [`control`]: the local control service the `entente` command talks to.
+//! - [`view`]: text and JSON views of items for the command line.
+//! - [`testbed`]: a federation of nodes in a scratch directory (bench, tests).
+//! - [`bench`]: the end-to-end delivery benchmark behind `entente bench`.
 //! - [`demo`]: the three-agency demonstration behind `entente demo`.
 
 #![forbid(unsafe_code)]
 
+pub mod audit;
+pub mod bench;
 pub mod config;
 pub mod control;
 pub mod demo;
@@ -31,7 +37,9 @@ pub mod report;
 pub mod setup;
 pub mod sharing;
 pub mod store;
+pub mod testbed;
 pub mod tls;
+pub mod view;
 
 /// Code generated from the `entente.v1` protobuf schema in `proto/`.
 #[allow(missing_docs, clippy::all)]

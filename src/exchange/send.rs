@@ -1,0 +1,256 @@
+//! The client side: one delivery task per partner.
+
+use std::{
+    collections::VecDeque,
+    sync::Arc,
+    time::{Duration, Instant},
+};
+
+use tokio::sync::{mpsc, watch};
+use tokio_stream::wrappers::ReceiverStream;
+use tracing::{debug, info, warn};
+
+use crate::{
+    config::PartnerConfig,
+    envelope,
+    node::Shared,
+    pb::{self, peer_exchange_client::PeerExchangeClient},
+    store, tls,
+};
+
+/// Batches in flight on one stream before the task waits for a result.
+const WINDOW: usize = 4;
+/// How long an idle stream stays open before the task closes it.
+const IDLE: Duration = Duration::from_secs(30);
+
+/// Items a partner confirmed with a verified receipt (for benchmarks and the demo).
+#[derive(Debug, Clone)]
+pub struct DeliveryEvent {
+    /// The partner.
+    pub partner: String,
+    /// Items it confirmed.
+    pub item_ids: Vec<[u8; 16]>,
+    /// When the receipt was verified.
+    pub at: Instant,
+}
+
+/// Why a stream ended early.
+#[derive(Debug, thiserror::Error)]
+enum StreamError {
+    #[error("{0}")]
+    Transport(String),
+    #[error("partner answered: {0}")]
+    Status(#[from] tonic::Status),
+    #[error("invalid receipt: {0}")]
+    Receipt(#[from] envelope::ReceiptError),
+    #[error("store: {0}")]
+    Store(#[from] store::StoreError),
+    #[error("partner could not store items now: {0}")]
+    Unavailable(String),
+    #[error("answer out of order or incomplete")]
+    Protocol,
+}
+
+/// Delivers `partner`'s outbox until `shutdown` turns true.
+pub async fn run_delivery(
+    shared: Arc<Shared>,
+    partner: PartnerConfig,
+    mut shutdown: watch::Receiver<bool>,
+) {
+    let notify = shared.notifier(&partner.agency);
+    let delivery = &shared.config.delivery;
+    let mut backoff = Duration::from_millis(delivery.initial_backoff_ms);
+    let max_backoff = Duration::from_millis(delivery.max_backoff_ms);
+    let client_config = match shared.client_config(&partner) {
+        Ok(c) => c,
+        Err(e) => {
+            tracing::error!(partner = %partner.agency, error = %e, "cannot build TLS client config; delivery to this partner is stopped");
+            return;
+        }
+    };
+    loop {
+        if *shutdown.borrow() {
+            return;
+        }
+        if shared.store.outbox_depth(&partner.agency) == 0 {
+            tokio::select! {
+                _ = notify.notified() => {}
+                _ = tokio::time::sleep(Duration::from_secs(5)) => {}
+                _ = shutdown.changed() => return,
+            }
+            continue;
+        }
+        let attempt = stream_outbox(
+            &shared,
+            &partner,
+            client_config.clone(),
+            &notify,
+            &mut shutdown,
+        );
+        match attempt.await {
+            Ok(()) => backoff = Duration::from_millis(delivery.initial_backoff_ms),
+            Err(e) => {
+                warn!(partner = %partner.agency, error = %e, retry_in_ms = backoff.as_millis() as u64, "delivery failed");
+                tokio::select! {
+                    _ = tokio::time::sleep(jitter(backoff)) => {}
+                    _ = shutdown.changed() => return,
+                }
+                backoff = (backoff * 2).min(max_backoff);
+            }
+        }
+    }
+}
+
+/// Spreads retries of many nodes by up to a quarter of the wait.
+fn jitter(d: Duration) -> Duration {
+    let nanos = crate::now_ms().unsigned_abs() % 251;
+    d + d.mul_f64(nanos as f64 / 1000.0)
+}
+
+struct InFlight {
+    sequence: u64,
+    expected: Vec<([u8; 16], [u8; 32])>,
+}
+
+/// Opens one stream and delivers until the outbox is empty and the stream idles out.
+async fn stream_outbox(
+    shared: &Arc<Shared>,
+    partner: &PartnerConfig,
+    client_config: Arc<rustls::ClientConfig>,
+    notify: &tokio::sync::Notify,
+    shutdown: &mut watch::Receiver<bool>,
+) -> Result<(), StreamError> {
+    let channel = tls::channel(&partner.endpoint, client_config)
+        .map_err(|e| StreamError::Transport(e.to_string()))?;
+    let limit = shared.config.max_message_bytes;
+    let mut client = PeerExchangeClient::new(channel)
+        .max_decoding_message_size(limit)
+        .max_encoding_message_size(limit);
+    let (tx, rx) = mpsc::channel::<pb::DeliverBatch>(WINDOW);
+    let mut results = client.deliver(ReceiverStream::new(rx)).await?.into_inner();
+    debug!(partner = %partner.agency, "delivery stream open");
+    let mut in_flight: VecDeque<InFlight> = VecDeque::new();
+    let mut cursor: Option<[u8; 16]> = None;
+    let mut sequence = 0u64;
+    loop {
+        while in_flight.len() < WINDOW {
+            let batch = next_batch(shared, partner, cursor)?;
+            let Some(last) = batch.last() else { break };
+            cursor = Some(last.item_id);
+            sequence += 1;
+            in_flight.push_back(InFlight {
+                sequence,
+                expected: batch
+                    .iter()
+                    .map(|q| (q.item_id, envelope::envelope_digest(&q.envelope)))
+                    .collect(),
+            });
+            let envelopes = batch.into_iter().map(|q| q.envelope).collect();
+            if tx
+                .send(pb::DeliverBatch {
+                    sequence,
+                    envelopes,
+                })
+                .await
+                .is_err()
+            {
+                return Err(StreamError::Transport("stream closed by partner".into()));
+            }
+        }
+        if in_flight.is_empty() {
+            tokio::select! {
+                _ = notify.notified() => continue,
+                _ = tokio::time::sleep(IDLE) => return Ok(()),
+                _ = shutdown.changed() => return Ok(()),
+            }
+        }
+        let result = tokio::select! {
+            r = results.message() => r?,
+            _ = shutdown.changed() => return Ok(()),
+        };
+        let Some(result) = result else {
+            return Err(StreamError::Transport("stream ended by partner".into()));
+        };
+        let batch = in_flight.pop_front().ok_or(StreamError::Protocol)?;
+        settle(shared, partner, batch, result)?;
+    }
+}
+
+fn next_batch(
+    shared: &Shared,
+    partner: &PartnerConfig,
+    cursor: Option<[u8; 16]>,
+) -> Result<Vec<store::Queued>, StreamError> {
+    Ok(shared
+        .store
+        .outbox_batch(&partner.agency, cursor, shared.config.delivery.batch_size)?)
+}
+
+/// Checks one batch result against what was sent and records the outcome.
+fn settle(
+    shared: &Shared,
+    partner: &PartnerConfig,
+    batch: InFlight,
+    result: pb::BatchResult,
+) -> Result<(), StreamError> {
+    if result.sequence != batch.sequence {
+        return Err(StreamError::Protocol);
+    }
+    let mut confirmed = Vec::new();
+    if let Some(receipt) = &result.receipt {
+        envelope::verify_receipt(
+            receipt,
+            &partner.agency,
+            &partner.keys,
+            &shared.config.agency,
+        )?;
+        for entry in &receipt.entries {
+            let id = store::id16(&entry.item_id);
+            if batch
+                .expected
+                .iter()
+                .any(|(i, d)| *i == id && d[..] == entry.envelope_digest[..])
+            {
+                confirmed.push(id);
+            }
+        }
+    }
+    let mut unavailable = None;
+    for refusal in &result.refusals {
+        let id = store::id16(&refusal.item_id);
+        if !batch.expected.iter().any(|(i, _)| *i == id) {
+            continue;
+        }
+        let reason = pb::RefusalReason::try_from(refusal.reason).unwrap_or_default();
+        if reason == pb::RefusalReason::Unavailable {
+            unavailable = Some(refusal.detail.clone());
+            continue;
+        }
+        warn!(partner = %partner.agency, item_id = %store::ulid_text(&id), reason = reason.as_str_name(), detail = %refusal.detail, "partner refused item");
+        shared.store.mark_refused(
+            &partner.agency,
+            id,
+            &format!("{}: {}", reason.as_str_name(), refusal.detail),
+        )?;
+    }
+    if !confirmed.is_empty() {
+        let receipt_note = format!("receipt for {} item(s)", confirmed.len());
+        shared
+            .store
+            .mark_delivered(&partner.agency, &confirmed, &receipt_note)?;
+        info!(partner = %partner.agency, items = confirmed.len(), "delivered");
+        shared.publish(DeliveryEvent {
+            partner: partner.agency.clone(),
+            item_ids: confirmed.clone(),
+            at: Instant::now(),
+        });
+    }
+    if let Some(detail) = unavailable {
+        return Err(StreamError::Unavailable(detail));
+    }
+    let settled = confirmed.len() + result.refusals.len();
+    if settled < batch.expected.len() {
+        return Err(StreamError::Protocol);
+    }
+    Ok(())
+}

@@ -1,0 +1,184 @@
+//! The `entente` binary as a user runs it.
+
+#![allow(clippy::unwrap_used)]
+
+use std::{
+    path::{Path, PathBuf},
+    process::{Command, Output, Stdio},
+    time::{Duration, Instant},
+};
+
+fn entente(args: &[&str]) -> Output {
+    Command::new(env!("CARGO_BIN_EXE_entente"))
+        .args(args)
+        .env("RUST_LOG", "warn")
+        .output()
+        .expect("run entente")
+}
+
+fn text(bytes: &[u8]) -> String {
+    String::from_utf8_lossy(bytes).into_owned()
+}
+
+fn example(name: &str) -> String {
+    Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("examples/reports")
+        .join(name)
+        .display()
+        .to_string()
+}
+
+/// `entente init` in a fresh directory; returns the config path.
+fn init_node(dir: &Path, agency: &str) -> PathBuf {
+    let node = dir.join(agency.to_ascii_lowercase());
+    let out = entente(&[
+        "init",
+        "--dir",
+        node.to_str().unwrap(),
+        "--agency",
+        agency,
+        "--listen",
+        "127.0.0.1:0",
+    ]);
+    assert!(out.status.success(), "init failed: {}", text(&out.stderr));
+    node.join("entente.toml")
+}
+
+#[test]
+fn demo_exchanges_reports_and_refuses_both_attacks() {
+    let out = entente(&["demo", "--json"]);
+    assert!(out.status.success(), "demo failed: {}", text(&out.stderr));
+    let summary: serde_json::Value = serde_json::from_slice(&out.stdout).expect("one JSON object");
+    assert_eq!(summary["ok"], true);
+    assert_eq!(summary["forged_item_refused"], true);
+    assert_eq!(summary["unregistered_agency_refused"], true);
+    let n = &summary["nodes"];
+    let counts = |agency: &str| {
+        ["submitted", "delivered", "received", "refused"].map(|k| n[agency][k].as_u64().unwrap())
+    };
+    // US-BIS: an STR (to DE-BAFA) and a denial (to both); DE-BAFA: an alert (to both);
+    // JP-METI: an STR that its share lists withhold from everyone.
+    assert_eq!(counts("US-BIS"), [2, 3, 1, 0]);
+    assert_eq!(counts("DE-BAFA"), [1, 2, 2, 1]);
+    assert_eq!(counts("JP-METI"), [1, 0, 2, 1]);
+}
+
+#[test]
+fn demo_prints_a_readable_summary() {
+    let out = entente(&["demo"]);
+    assert!(out.status.success(), "demo failed: {}", text(&out.stderr));
+    let stdout = text(&out.stdout);
+    assert!(stdout.contains("forged item"), "{stdout}");
+    assert!(stdout.contains("BAD_SIGNATURE"), "{stdout}");
+    assert!(stdout.contains("not a registered partner"), "{stdout}");
+    assert!(stdout.contains("SUBMITTED"), "{stdout}");
+}
+
+#[test]
+fn a_report_submitted_to_a_stopped_node_is_stored_and_listed() {
+    let dir = tempfile::tempdir().unwrap();
+    let config = init_node(dir.path(), "XX-TEST");
+    let cfg = config.to_str().unwrap();
+    let out = entente(&[
+        "report",
+        "submit",
+        "--config",
+        cfg,
+        &example("alert-vessel.json"),
+    ]);
+    assert!(out.status.success(), "{}", text(&out.stderr));
+    assert!(
+        text(&out.stdout).starts_with("submitted "),
+        "{}",
+        text(&out.stdout)
+    );
+    let out = entente(&["report", "list", "--config", cfg, "--json"]);
+    assert!(out.status.success(), "{}", text(&out.stderr));
+    let items: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(items.as_array().unwrap().len(), 1);
+    assert_eq!(items[0]["kind"], "enforcement-alert");
+    assert_eq!(items[0]["sender"], "XX-TEST");
+    let out = entente(&["audit", "verify", "--config", cfg]);
+    assert!(out.status.success(), "{}", text(&out.stderr));
+}
+
+#[test]
+fn an_invalid_report_names_the_field_and_stores_nothing() {
+    let dir = tempfile::tempdir().unwrap();
+    let config = init_node(dir.path(), "XX-TEST");
+    let cfg = config.to_str().unwrap();
+    let bad = dir.path().join("bad.json");
+    let mut report: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(example("alert-vessel.json")).unwrap())
+            .unwrap();
+    report["subjects"][0]["type"] = "spaceship".into();
+    std::fs::write(&bad, report.to_string()).unwrap();
+    let out = entente(&["report", "submit", "--config", cfg, bad.to_str().unwrap()]);
+    assert!(!out.status.success());
+    let err = text(&out.stderr);
+    assert!(
+        err.contains("bad.json") && err.contains("subjects[0].type"),
+        "{err}"
+    );
+    let out = entente(&["report", "list", "--config", cfg, "--json"]);
+    let items: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(items.as_array().unwrap().len(), 0);
+}
+
+#[test]
+fn an_invalid_config_names_the_file_the_line_and_the_key() {
+    let dir = tempfile::tempdir().unwrap();
+    let config = init_node(dir.path(), "XX-TEST");
+    let original = std::fs::read_to_string(&config).unwrap();
+    let broken = original.replace("listen = \"127.0.0.1:0\"", "listen = \"somewhere\"");
+    assert_ne!(broken, original, "the init config has a listen line");
+    std::fs::write(&config, broken).unwrap();
+    let out = entente(&["report", "list", "--config", config.to_str().unwrap()]);
+    assert!(!out.status.success());
+    let err = text(&out.stderr);
+    assert!(
+        err.contains("entente.toml") && err.contains("line") && err.contains("node.listen"),
+        "{err}"
+    );
+    assert!(
+        !err.contains("somewhere"),
+        "the value itself is not repeated: {err}"
+    );
+}
+
+#[test]
+fn commands_work_through_the_control_socket_while_the_node_serves() {
+    let dir = tempfile::tempdir().unwrap();
+    let config = init_node(dir.path(), "XX-TEST");
+    let cfg = config.to_str().unwrap();
+    let mut serve = Command::new(env!("CARGO_BIN_EXE_entente"))
+        .args(["serve", "--config", cfg])
+        .env("RUST_LOG", "warn")
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap();
+    let socket = config.parent().unwrap().join("data/control.sock");
+    let deadline = Instant::now() + Duration::from_secs(20);
+    while !socket.exists() && Instant::now() < deadline {
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    assert!(socket.exists(), "the node opened its control socket");
+    let submit = entente(&[
+        "report",
+        "submit",
+        "--config",
+        cfg,
+        &example("denial-dual-use.json"),
+    ]);
+    let list = entente(&["report", "list", "--config", cfg]);
+    let _ = serve.kill();
+    let _ = serve.wait();
+    assert!(submit.status.success(), "{}", text(&submit.stderr));
+    assert!(list.status.success(), "{}", text(&list.stderr));
+    assert!(
+        text(&list.stdout).contains("denial-notification"),
+        "{}",
+        text(&list.stdout)
+    );
+}
