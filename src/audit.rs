@@ -116,3 +116,119 @@ pub fn verify_chain<'a>(entries: impl IntoIterator<Item = &'a [u8]>) -> Result<u
     }
     Ok(expected - 1)
 }
+
+#[cfg(test)]
+mod tests {
+    use prost::Message as _;
+
+    use super::*;
+
+    fn entry(seq: u64, prev_hash: Vec<u8>) -> Entry {
+        Entry {
+            seq,
+            at_ms: 1_700_000_000_000 + seq as i64,
+            action: Action::Queued.name().to_owned(),
+            peer: "DE-BAFA".to_owned(),
+            item_id: format!("01J000000000000000000000{seq:02}"),
+            detail: String::new(),
+            prev_hash,
+        }
+    }
+
+    /// The encodings of a correctly linked chain of `n` entries.
+    fn chain(n: u64) -> Vec<Vec<u8>> {
+        let mut prev = vec![0u8; 32];
+        let mut out = Vec::new();
+        for seq in 1..=n {
+            let encoded = entry(seq, prev).encode_to_vec();
+            prev = entry_hash(&encoded).to_vec();
+            out.push(encoded);
+        }
+        out
+    }
+
+    fn verify(entries: &[Vec<u8>]) -> Result<u64, u64> {
+        verify_chain(entries.iter().map(Vec::as_slice))
+    }
+
+    #[test]
+    fn an_empty_log_verifies_with_no_entries() {
+        assert_eq!(verify(&[]), Ok(0));
+    }
+
+    #[test]
+    fn a_linked_chain_verifies_to_its_length() {
+        assert_eq!(verify(&chain(5)), Ok(5));
+    }
+
+    #[test]
+    fn a_reordered_chain_fails_at_the_first_displaced_entry() {
+        let mut entries = chain(5);
+        entries.swap(1, 2);
+        assert_eq!(verify(&entries), Err(2));
+    }
+
+    #[test]
+    fn a_removed_entry_is_reported_by_its_seq() {
+        let mut entries = chain(5);
+        entries.remove(2);
+        assert_eq!(verify(&entries), Err(3));
+        let mut entries = chain(5);
+        entries.remove(0);
+        assert_eq!(verify(&entries), Err(1));
+    }
+
+    #[test]
+    fn a_changed_detail_breaks_the_link_to_the_next_entry() {
+        let mut entries = chain(5);
+        let mut changed = Entry::decode(entries[2].as_slice()).unwrap();
+        changed.detail = "nothing happened".into();
+        entries[2] = changed.encode_to_vec();
+        assert_eq!(verify(&entries), Err(4));
+    }
+
+    #[test]
+    fn a_renumbered_entry_is_refused() {
+        let mut entries = chain(3);
+        let mut changed = Entry::decode(entries[1].as_slice()).unwrap();
+        changed.seq = 7;
+        entries[1] = changed.encode_to_vec();
+        assert_eq!(verify(&entries), Err(2));
+    }
+
+    #[test]
+    fn a_chain_must_start_from_the_zero_hash() {
+        let first = entry(1, vec![1; 32]).encode_to_vec();
+        assert_eq!(verify(&[first]), Err(1));
+    }
+
+    #[test]
+    fn an_undecodable_entry_is_reported_by_its_position() {
+        let mut entries = chain(3);
+        entries[1] = vec![0xff, 0xff, 0xff];
+        assert_eq!(verify(&entries), Err(2));
+    }
+
+    #[test]
+    fn entry_hash_is_sha256_of_the_encoding() {
+        let empty = "e3b0c44298fc1c149afbf4c8996fb92427ae41e4649b934ca495991b7852b855";
+        assert_eq!(hex::encode(entry_hash(b"")), empty);
+    }
+
+    #[test]
+    fn action_names_are_distinct() {
+        let actions = [
+            Action::Submitted,
+            Action::Queued,
+            Action::Withheld,
+            Action::Delivered,
+            Action::RefusedByPartner,
+            Action::Received,
+            Action::Refused,
+        ];
+        let mut names: Vec<&str> = actions.iter().map(|a| a.name()).collect();
+        names.sort_unstable();
+        names.dedup();
+        assert_eq!(names.len(), actions.len());
+    }
+}

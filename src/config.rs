@@ -388,3 +388,394 @@ pub fn parse_fingerprint(text: &str) -> Option<[u8; 32]> {
     let raw = hex::decode(text.strip_prefix("sha256:")?).ok()?;
     raw.try_into().ok()
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::identity::{EncryptionKey, SigningKey, public_key_text};
+
+    const FILE: &str = "/etc/entente/node.toml";
+
+    /// A partner's key lines, distinct per seed so that tests can edit one partner.
+    fn key_lines(seed: u8) -> String {
+        let signing = SigningKey::from_seed(&[seed; 32]).public();
+        let encryption = EncryptionKey::derive(&[seed; 32]).public();
+        format!(
+            "signing_key = \"{}\"\nencryption_key = \"{}\"\n",
+            public_key_text("ed25519", &signing),
+            public_key_text("x25519", &encryption),
+        )
+    }
+
+    /// A valid file with two partners and no optional `[node]` or `[delivery]` settings.
+    fn base() -> String {
+        format!(
+            "[node]\nagency = \"US-BIS\"\ndata_dir = \"data\"\nlisten = \"127.0.0.1:7401\"\n\n\
+             [keys]\nsigning = \"keys/signing.pem\"\nencryption = \"/secure/encryption.pem\"\n\n\
+             [tls]\ncert = \"tls/node.crt\"\nkey = \"tls/node.key\"\nca = \"/etc/ssl/ca.crt\"\n\n\
+             [[partners]]\nagency = \"DE-BAFA\"\nendpoint = \"https://bafa.example:7402\"\n{}\
+             ca = \"tls/bafa-ca.crt\"\ncert_fingerprint = \"sha256:{}\"\n\
+             share = [\"denial-notification\", \"enforcement-alert\"]\n\n\
+             [[partners]]\nagency = \"JP-METI\"\nendpoint = \"https://127.0.0.1:7403\"\n{}",
+            key_lines(1),
+            "ab".repeat(32),
+            key_lines(2),
+        )
+    }
+
+    /// The base text with `old`, which must occur exactly once, replaced by `new`.
+    fn edit(old: &str, new: &str) -> String {
+        let text = base();
+        assert_eq!(text.matches(old).count(), 1, "{old}");
+        text.replacen(old, new, 1)
+    }
+
+    fn parse(text: &str) -> Result<Config, ConfigError> {
+        Config::parse(Path::new(FILE), text)
+    }
+
+    /// 1-based line of the first line of `text` containing `needle`.
+    fn line_of(text: &str, needle: &str) -> usize {
+        text.lines().position(|l| l.contains(needle)).unwrap() + 1
+    }
+
+    /// Asserts that `text` is refused as invalid at `key`, on the line holding `at`;
+    /// returns the error message.
+    fn assert_invalid(text: &str, key: &str, at: &str) -> String {
+        let err = parse(text).unwrap_err();
+        let message = err.to_string();
+        let ConfigError::Invalid {
+            file,
+            line,
+            key: named,
+            ..
+        } = err
+        else {
+            panic!("expected an Invalid error, got: {message}");
+        };
+        assert_eq!(file, Path::new(FILE));
+        assert_eq!(named, key, "{message}");
+        assert_eq!(line, line_of(text, at), "{message}");
+        assert!(message.contains(FILE) && message.contains(key), "{message}");
+        message
+    }
+
+    /// Asserts that `text` is refused as a syntax error; returns the error message.
+    fn assert_syntax(text: &str) -> String {
+        let err = parse(text).unwrap_err();
+        let message = err.to_string();
+        assert!(matches!(err, ConfigError::Syntax { .. }), "{message}");
+        assert!(message.contains(FILE), "{message}");
+        message
+    }
+
+    #[test]
+    fn a_valid_file_parses_with_relative_paths_under_its_directory() {
+        let config = parse(&base()).unwrap();
+        assert_eq!(config.file, Path::new(FILE));
+        assert_eq!(config.agency, "US-BIS");
+        assert_eq!(config.listen, "127.0.0.1:7401".parse().unwrap());
+        assert_eq!(config.data_dir, Path::new("/etc/entente/data"));
+        assert_eq!(
+            config.signing_key,
+            Path::new("/etc/entente/keys/signing.pem")
+        );
+        assert_eq!(config.encryption_key, Path::new("/secure/encryption.pem"));
+        assert_eq!(config.tls_cert, Path::new("/etc/entente/tls/node.crt"));
+        assert_eq!(config.tls_key, Path::new("/etc/entente/tls/node.key"));
+        assert_eq!(config.tls_ca, Path::new("/etc/ssl/ca.crt"));
+    }
+
+    #[test]
+    fn partners_are_read_in_file_order_with_their_keys_and_share_lists() {
+        let config = parse(&base()).unwrap();
+        let agencies: Vec<&str> = config.partners.iter().map(|p| p.agency.as_str()).collect();
+        assert_eq!(agencies, ["DE-BAFA", "JP-METI"]);
+        let bafa = config.partner("DE-BAFA").unwrap();
+        assert_eq!(bafa.endpoint, "https://bafa.example:7402");
+        assert_eq!(bafa.keys.signing, SigningKey::from_seed(&[1; 32]).public());
+        assert_eq!(
+            bafa.keys.encryption,
+            EncryptionKey::derive(&[1; 32]).public()
+        );
+        assert_eq!(
+            bafa.ca.as_deref(),
+            Some(Path::new("/etc/entente/tls/bafa-ca.crt"))
+        );
+        assert_eq!(bafa.cert_fingerprint, Some([0xab; 32]));
+        let share = [ShareKind::DenialNotification, ShareKind::EnforcementAlert];
+        assert_eq!(bafa.share, share);
+        let meti = config.partner("JP-METI").unwrap();
+        assert!(meti.ca.is_none() && meti.cert_fingerprint.is_none() && meti.share.is_empty());
+        assert!(config.partner("FR-DGDDI").is_none());
+    }
+
+    #[test]
+    fn omitted_settings_take_their_defaults() {
+        let config = parse(&base()).unwrap();
+        assert_eq!(config.max_message_bytes, 4 * 1024 * 1024);
+        assert_eq!(config.max_message_bytes, DEFAULT_MAX_MESSAGE_BYTES);
+        assert_eq!(config.delivery.batch_size, 128);
+        assert_eq!(config.delivery.max_backoff_ms, 60_000);
+        assert_eq!(config.delivery.initial_backoff_ms, 200);
+        let text = base().split("[[partners]]").next().unwrap().to_owned();
+        assert!(parse(&text).unwrap().partners.is_empty());
+    }
+
+    #[test]
+    fn given_settings_replace_the_defaults() {
+        let text = base()
+            + "\n[delivery]\nbatch_size = 16\nmax_backoff_ms = 5000\ninitial_backoff_ms = 50\n";
+        let text = text.replacen("[keys]", "max_message_bytes = 1024\n\n[keys]", 1);
+        let config = parse(&text).unwrap();
+        assert_eq!(config.max_message_bytes, 1024);
+        assert_eq!(config.delivery.batch_size, 16);
+        assert_eq!(config.delivery.max_backoff_ms, 5000);
+        assert_eq!(config.delivery.initial_backoff_ms, 50);
+    }
+
+    #[test]
+    fn text_that_is_not_toml_is_a_syntax_error_with_its_line() {
+        let message = assert_syntax("[node]\nagency = \"US-BIS\"\nthis is not toml\n");
+        assert!(message.contains("line 3"), "{message}");
+    }
+
+    #[test]
+    fn an_unknown_key_is_refused_with_its_name_and_line() {
+        let text = edit(
+            "listen = \"127.0.0.1:7401\"\n",
+            "listen = \"127.0.0.1:7401\"\ncolour = 1\n",
+        );
+        let message = assert_syntax(&text);
+        assert!(message.contains("unknown field `colour`"), "{message}");
+        assert!(
+            message.contains(&format!("line {}", line_of(&text, "colour"))),
+            "{message}"
+        );
+    }
+
+    #[test]
+    fn an_unknown_partner_key_is_refused_with_its_name() {
+        let text = base() + "share_all = true\n";
+        let message = assert_syntax(&text);
+        assert!(message.contains("unknown field `share_all`"), "{message}");
+    }
+
+    #[test]
+    fn a_missing_required_key_is_refused_with_its_name() {
+        let message = assert_syntax(&edit("listen = \"127.0.0.1:7401\"\n", ""));
+        assert!(message.contains("missing field `listen`"), "{message}");
+        let meti_encryption = key_lines(2).lines().nth(1).unwrap().to_owned();
+        let message = assert_syntax(&edit(&meti_encryption, ""));
+        assert!(
+            message.contains("missing field `encryption_key`"),
+            "{message}"
+        );
+    }
+
+    #[test]
+    fn a_bad_node_agency_id_is_refused_with_its_line() {
+        let text = edit("agency = \"US-BIS\"", "agency = \"us-bis\"");
+        let message = assert_invalid(&text, "node.agency", "us-bis");
+        assert!(message.contains("agency id"), "{message}");
+    }
+
+    #[test]
+    fn a_bad_partner_agency_id_is_refused_with_its_index_and_line() {
+        let text = edit("agency = \"JP-METI\"", "agency = \"JP METI\"");
+        assert_invalid(&text, "partners[1].agency", "JP METI");
+    }
+
+    #[test]
+    fn a_listen_value_that_is_not_a_socket_address_is_refused() {
+        for bad in ["localhost:7401", "127.0.0.1", "127.0.0.1:99999"] {
+            let text = edit("\"127.0.0.1:7401\"", &format!("\"{bad}\""));
+            assert_invalid(&text, "node.listen", bad);
+        }
+    }
+
+    #[test]
+    fn an_endpoint_needs_https_and_a_port() {
+        for bad in [
+            "http://bafa.example:7402",
+            "bafa.example:7402",
+            "https://bafa.example",
+        ] {
+            let text = edit("\"https://bafa.example:7402\"", &format!("\"{bad}\""));
+            let message = assert_invalid(&text, "partners[0].endpoint", bad);
+            assert!(message.contains("https URL with a port"), "{message}");
+        }
+    }
+
+    #[test]
+    #[ignore = "bug: the endpoint check only looks for a ':' after https://, so an empty \
+                port, an empty host and a bracketed IPv6 host without a port all pass"]
+    fn an_endpoint_with_an_empty_host_or_port_is_refused() {
+        for bad in ["https://bafa.example:", "https://:7402", "https://[::1]"] {
+            let text = edit("\"https://bafa.example:7402\"", &format!("\"{bad}\""));
+            assert_invalid(&text, "partners[0].endpoint", bad);
+        }
+    }
+
+    #[test]
+    fn a_malformed_signing_key_is_refused_without_repeating_it() {
+        let good = public_key_text("ed25519", &SigningKey::from_seed(&[2; 32]).public());
+        let body = good.strip_prefix("ed25519:").unwrap();
+        let cases = [
+            (format!("x25519:{body}"), "expected \"ed25519:BASE64\""),
+            ("ed25519:not*base64*at*all".to_owned(), "not valid base64"),
+            (
+                "ed25519:AAAAAAAAAAAAAAAAAAAAAA==".to_owned(),
+                "must be 32 bytes",
+            ),
+        ];
+        for (bad, why) in cases {
+            let text = edit(&good, &bad);
+            let message = assert_invalid(&text, "partners[1].signing_key", &bad);
+            assert!(message.contains(why), "{message}");
+            assert!(!message.contains(&bad), "{message}");
+            assert!(!format!("{:?}", parse(&text).unwrap_err()).contains(&bad));
+        }
+    }
+
+    #[test]
+    fn a_signing_key_given_as_an_encryption_key_is_refused() {
+        let signing = public_key_text("ed25519", &SigningKey::from_seed(&[3; 32]).public());
+        let encryption = public_key_text("x25519", &EncryptionKey::derive(&[1; 32]).public());
+        let text = edit(&encryption, &signing);
+        let message = assert_invalid(&text, "partners[0].encryption_key", &signing);
+        assert!(
+            message.contains("x25519:BASE64") && !message.contains(&signing),
+            "{message}"
+        );
+    }
+
+    #[test]
+    #[ignore = "bug: a Syntax error quotes the offending line of the file, so a key written \
+                with a TOML mistake (here an unclosed string) is repeated in the message"]
+    fn a_syntax_error_does_not_repeat_a_malformed_key() {
+        let good = public_key_text("ed25519", &SigningKey::from_seed(&[2; 32]).public());
+        let body = good.strip_prefix("ed25519:").unwrap().to_owned();
+        let message = assert_syntax(&edit(&format!("{good}\""), &good));
+        assert!(!message.contains(&body), "{message}");
+    }
+
+    #[test]
+    fn a_bad_cert_fingerprint_is_refused_with_its_line() {
+        let good = format!("sha256:{}", "ab".repeat(32));
+        let bad_cases = [
+            "ab".repeat(32),
+            format!("sha1:{}", "ab".repeat(32)),
+            format!("sha256:{}", "ab".repeat(31)),
+            format!("sha256:{}", "zz".repeat(32)),
+        ];
+        for bad in bad_cases {
+            let text = edit(&good, &bad);
+            let message = assert_invalid(&text, "partners[0].cert_fingerprint", "cert_fingerprint");
+            assert!(message.contains("64 hex digits"), "{message}");
+        }
+    }
+
+    #[test]
+    fn an_unknown_share_kind_is_refused_with_its_index() {
+        let text = edit("\"enforcement-alert\"]", "\"alerts\"]");
+        let message = assert_invalid(&text, "partners[0].share[1]", "alerts");
+        assert!(message.contains("\"denial-notification\""), "{message}");
+    }
+
+    #[test]
+    fn max_message_bytes_outside_its_range_is_refused() {
+        for bad in [-1, 0, 1023, 256 * 1024 * 1024 + 1] {
+            let line = format!("max_message_bytes = {bad}");
+            let text = edit("\n\n[keys]", &format!("\n{line}\n\n[keys]"));
+            let message = assert_invalid(&text, "node.max_message_bytes", &line);
+            assert!(message.contains("from 1024 to 268435456"), "{message}");
+        }
+        for good in [1024, 256 * 1024 * 1024] {
+            let text = edit(
+                "\n\n[keys]",
+                &format!("\nmax_message_bytes = {good}\n\n[keys]"),
+            );
+            assert_eq!(parse(&text).unwrap().max_message_bytes, good);
+        }
+    }
+
+    #[test]
+    fn delivery_settings_outside_their_ranges_are_refused() {
+        let cases = [
+            ("batch_size", 0),
+            ("batch_size", 4097),
+            ("max_backoff_ms", 9),
+            ("initial_backoff_ms", 0),
+        ];
+        for (name, bad) in cases {
+            let line = format!("{name} = {bad}");
+            let text = base() + "\n[delivery]\n" + &line + "\n";
+            assert_invalid(&text, &format!("delivery.{name}"), &line);
+        }
+    }
+
+    /// Errors for a partner registered twice or equal to the node itself; the offending
+    /// line carries the marker comment `# here`.
+    fn agency_clash(replacement: &str) -> String {
+        edit(
+            "agency = \"JP-METI\"",
+            &format!("agency = \"{replacement}\" # here"),
+        )
+    }
+
+    #[test]
+    fn a_partner_registered_twice_is_refused() {
+        let message = parse(&agency_clash("DE-BAFA")).unwrap_err().to_string();
+        assert!(
+            message.contains(FILE) && message.contains("partners[1].agency"),
+            "{message}"
+        );
+        assert!(message.contains("registered once"), "{message}");
+    }
+
+    #[test]
+    fn a_partner_with_the_nodes_own_agency_id_is_refused() {
+        let message = parse(&agency_clash("US-BIS")).unwrap_err().to_string();
+        assert!(
+            message.contains(FILE) && message.contains("partners[1].agency"),
+            "{message}"
+        );
+        assert!(message.contains("other than node.agency"), "{message}");
+    }
+
+    #[test]
+    #[ignore = "bug: a duplicate partner, or one equal to node.agency, is reported at line 0 \
+                instead of the 1-based line of its agency value"]
+    fn an_agency_clash_is_reported_at_the_line_of_the_partner() {
+        assert_invalid(&agency_clash("DE-BAFA"), "partners[1].agency", "# here");
+        assert_invalid(&agency_clash("US-BIS"), "partners[1].agency", "# here");
+    }
+
+    #[test]
+    fn a_partner_debug_form_shows_key_ids_not_keys() {
+        let config = parse(&base()).unwrap();
+        let shown = format!("{:?}", config.partners[0]);
+        let signing = public_key_text("ed25519", &SigningKey::from_seed(&[1; 32]).public());
+        assert!(shown.contains("DE-BAFA"), "{shown}");
+        assert!(
+            !shown.contains(signing.strip_prefix("ed25519:").unwrap()),
+            "{shown}"
+        );
+    }
+
+    #[test]
+    fn fingerprints_parse_only_as_sha256_hex() {
+        let hex = "0f".repeat(32);
+        assert_eq!(
+            parse_fingerprint(&format!("sha256:{hex}")),
+            Some([0x0f; 32])
+        );
+        assert_eq!(
+            parse_fingerprint(&format!("sha256:{}", hex.to_uppercase())),
+            Some([0x0f; 32])
+        );
+        assert_eq!(parse_fingerprint(&hex), None);
+        assert_eq!(parse_fingerprint("sha256:"), None);
+    }
+}

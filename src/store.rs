@@ -541,3 +541,419 @@ fn delivery_key(id: &[u8; 16], partner: &str) -> Vec<u8> {
 fn seen_key(sender: &str, id: &[u8; 16]) -> Vec<u8> {
     outbox_key(sender, id)
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const OWN: &str = "US-BIS";
+
+    fn id(n: u8) -> [u8; 16] {
+        let mut id = [0x01; 16];
+        id[15] = n;
+        id
+    }
+
+    fn item(origin: &str, n: u8) -> StoredItem {
+        StoredItem {
+            origin: origin.to_owned(),
+            item_id: id(n).to_vec(),
+            kind: pb::ItemKind::DenialNotification as i32,
+            created_at_ms: 1_700_000_000_000,
+            own: origin == OWN,
+            ..Default::default()
+        }
+    }
+
+    fn envelope(recipient: &str, n: u8) -> pb::Envelope {
+        pb::Envelope {
+            version: 1,
+            sender: OWN.to_owned(),
+            recipient: recipient.to_owned(),
+            item_id: id(n).to_vec(),
+            ciphertext: vec![n; 8],
+            ..Default::default()
+        }
+    }
+
+    /// Submits own item `n`, sealed for `partners` and withheld from `withheld`.
+    fn submit(store: &Store, n: u8, partners: &[&str], withheld: &[&str]) {
+        let sealed: Vec<_> = partners
+            .iter()
+            .map(|p| (p.to_string(), envelope(p, n), [n; 32]))
+            .collect();
+        let withheld: Vec<_> = withheld
+            .iter()
+            .map(|p| (p.to_string(), "kind not shared".to_owned()))
+            .collect();
+        store.submit(&item(OWN, n), &sealed, &withheld).unwrap();
+    }
+
+    fn incoming(sender: &str, n: u8, digest: u8) -> Incoming {
+        Incoming {
+            item: item(sender, n),
+            digest: [digest; 32],
+        }
+    }
+
+    fn open() -> (tempfile::TempDir, Store) {
+        let dir = tempfile::tempdir().unwrap();
+        let store = Store::open(dir.path()).unwrap();
+        (dir, store)
+    }
+
+    fn delivery(store: &Store, n: u8, partner: &str) -> DeliveryRecord {
+        let records = store.deliveries(&id(n)).unwrap();
+        records.into_iter().find(|(p, _)| p == partner).unwrap().1
+    }
+
+    fn batch_ids(store: &Store, partner: &str, after: Option<u8>, limit: usize) -> Vec<u8> {
+        let batch = store.outbox_batch(partner, after.map(id), limit).unwrap();
+        batch.iter().map(|q| q.item_id[15]).collect()
+    }
+
+    fn actions(store: &Store) -> Vec<String> {
+        let entries = store.audit_entries().unwrap();
+        entries.into_iter().map(|e| e.action).collect()
+    }
+
+    /// Flushes and closes the store, applies `change` to its audit tree through sled
+    /// directly, and opens it again.
+    async fn tamper(dir: &Path, store: Store, change: impl FnOnce(&sled::Tree)) -> Store {
+        store.flush().await.unwrap();
+        drop(store);
+        let db = sled::open(dir).unwrap();
+        change(&db.open_tree("audit").unwrap());
+        db.flush().unwrap();
+        drop(db);
+        Store::open(dir).unwrap()
+    }
+
+    fn audit_key(seq: u64) -> Vec<u8> {
+        [&b"e"[..], &seq.to_be_bytes()].concat()
+    }
+
+    /// A store with eight audit entries from a mix of operations.
+    fn busy_store() -> (tempfile::TempDir, Store) {
+        let (dir, store) = open();
+        submit(&store, 1, &["DE-BAFA", "JP-METI"], &["FR-DGDDI"]);
+        store
+            .mark_delivered("DE-BAFA", &[id(1)], "receipt 1")
+            .unwrap();
+        store.mark_refused("JP-METI", id(1), "unknown key").unwrap();
+        store
+            .receive("DE-BAFA", &[incoming("DE-BAFA", 2, 9)])
+            .unwrap();
+        store
+            .record(&[Event::new(
+                audit::Action::Refused,
+                "10.0.0.9:5000",
+                "",
+                "bad cert",
+            )])
+            .unwrap();
+        assert_eq!(store.audit_entries().unwrap().len(), 8);
+        (dir, store)
+    }
+
+    #[test]
+    fn submit_stores_the_item_and_queues_an_envelope_per_allowed_partner() {
+        let (_dir, store) = open();
+        submit(&store, 1, &["DE-BAFA", "JP-METI"], &[]);
+        assert_eq!(store.item(&id(1), OWN).unwrap(), Some(item(OWN, 1)));
+        for partner in ["DE-BAFA", "JP-METI"] {
+            let batch = store.outbox_batch(partner, None, 10).unwrap();
+            assert_eq!(batch.len(), 1);
+            assert_eq!(batch[0].item_id, id(1));
+            assert_eq!(batch[0].envelope, envelope(partner, 1));
+            let record = delivery(&store, 1, partner);
+            assert_eq!(record.state, "queued");
+            assert_eq!(record.envelope_digest, [1; 32]);
+        }
+    }
+
+    #[test]
+    fn submit_records_withheld_partners_without_queueing_for_them() {
+        let (_dir, store) = open();
+        submit(&store, 1, &["DE-BAFA"], &["FR-DGDDI"]);
+        assert_eq!(store.outbox_depth("FR-DGDDI"), 0);
+        let record = delivery(&store, 1, "FR-DGDDI");
+        assert_eq!(record.state, "withheld");
+        assert_eq!(record.detail, "kind not shared");
+        assert!(record.envelope_digest.is_empty());
+        assert_eq!(actions(&store), ["submitted", "queued", "withheld"]);
+    }
+
+    #[test]
+    fn outbox_batch_returns_envelopes_in_id_order() {
+        let (_dir, store) = open();
+        for n in [3, 1, 2] {
+            submit(&store, n, &["DE-BAFA"], &[]);
+        }
+        assert_eq!(batch_ids(&store, "DE-BAFA", None, 10), [1, 2, 3]);
+        assert_eq!(store.outbox_depth("DE-BAFA"), 3);
+    }
+
+    #[test]
+    fn outbox_batch_starts_after_the_given_id_and_stops_at_the_limit() {
+        let (_dir, store) = open();
+        for n in 1..=5 {
+            submit(&store, n, &["DE-BAFA"], &[]);
+        }
+        assert_eq!(batch_ids(&store, "DE-BAFA", None, 2), [1, 2]);
+        assert_eq!(batch_ids(&store, "DE-BAFA", Some(2), 2), [3, 4]);
+        assert_eq!(batch_ids(&store, "DE-BAFA", Some(4), 10), [5]);
+        assert!(batch_ids(&store, "DE-BAFA", Some(5), 10).is_empty());
+        assert!(batch_ids(&store, "DE-BAFA", None, 0).is_empty());
+    }
+
+    #[test]
+    fn outbox_batch_never_mixes_partners_whose_names_share_a_prefix() {
+        let (_dir, store) = open();
+        submit(&store, 1, &["AB-C"], &[]);
+        submit(&store, 2, &["AB-CD"], &[]);
+        submit(&store, 3, &["AB-C", "AB-CD"], &[]);
+        assert_eq!(batch_ids(&store, "AB-C", None, 10), [1, 3]);
+        assert_eq!(batch_ids(&store, "AB-CD", None, 10), [2, 3]);
+        assert!(batch_ids(&store, "AB-C", Some(3), 10).is_empty());
+        assert!(batch_ids(&store, "AB", None, 10).is_empty());
+        assert_eq!(store.outbox_depth("AB-C"), 2);
+        let batch = store.outbox_batch("AB-C", None, 10).unwrap();
+        assert!(batch.iter().all(|q| q.envelope.recipient == "AB-C"));
+    }
+
+    #[test]
+    fn mark_delivered_empties_the_outbox_and_records_the_receipt() {
+        let (_dir, store) = open();
+        submit(&store, 1, &["DE-BAFA", "JP-METI"], &[]);
+        submit(&store, 2, &["DE-BAFA"], &[]);
+        store
+            .mark_delivered("DE-BAFA", &[id(1), id(2)], "receipt 7")
+            .unwrap();
+        assert_eq!(store.outbox_depth("DE-BAFA"), 0);
+        assert_eq!(store.outbox_depth("JP-METI"), 1);
+        let record = delivery(&store, 1, "DE-BAFA");
+        assert_eq!(
+            (record.state.as_str(), record.detail.as_str()),
+            ("delivered", "receipt 7")
+        );
+        assert_eq!(record.envelope_digest, [1; 32]);
+        assert_eq!(delivery(&store, 1, "JP-METI").state, "queued");
+    }
+
+    #[test]
+    fn mark_delivered_again_changes_nothing_and_writes_no_audit_entry() {
+        let (_dir, store) = open();
+        submit(&store, 1, &["DE-BAFA"], &[]);
+        store
+            .mark_delivered("DE-BAFA", &[id(1)], "receipt 1")
+            .unwrap();
+        let entries = store.audit_entries().unwrap().len();
+        store
+            .mark_delivered("DE-BAFA", &[id(1)], "receipt 2")
+            .unwrap();
+        assert_eq!(store.audit_entries().unwrap().len(), entries);
+        assert_eq!(delivery(&store, 1, "DE-BAFA").detail, "receipt 1");
+    }
+
+    #[test]
+    fn mark_delivered_leaves_a_withheld_item_withheld() {
+        let (_dir, store) = open();
+        submit(&store, 1, &[], &["FR-DGDDI"]);
+        store
+            .mark_delivered("FR-DGDDI", &[id(1)], "receipt 1")
+            .unwrap();
+        assert_eq!(delivery(&store, 1, "FR-DGDDI").state, "withheld");
+    }
+
+    #[test]
+    fn mark_refused_takes_the_item_out_of_the_outbox_as_refused() {
+        let (_dir, store) = open();
+        submit(&store, 1, &["DE-BAFA"], &[]);
+        store
+            .mark_refused("DE-BAFA", id(1), "unknown key id")
+            .unwrap();
+        assert_eq!(store.outbox_depth("DE-BAFA"), 0);
+        let record = delivery(&store, 1, "DE-BAFA");
+        assert_eq!(
+            (record.state.as_str(), record.detail.as_str()),
+            ("refused", "unknown key id")
+        );
+        assert_eq!(actions(&store).last().unwrap(), "refused-by-partner");
+    }
+
+    #[test]
+    fn receive_stores_once_then_reports_duplicates_and_replays() {
+        let (_dir, store) = open();
+        let first = store
+            .receive("DE-BAFA", &[incoming("DE-BAFA", 1, 7)])
+            .unwrap();
+        let again = store
+            .receive("DE-BAFA", &[incoming("DE-BAFA", 1, 7)])
+            .unwrap();
+        let other = store
+            .receive("DE-BAFA", &[incoming("DE-BAFA", 1, 8)])
+            .unwrap();
+        assert_eq!(
+            [first, again, other].concat(),
+            [Received::Stored, Received::Duplicate, Received::Replay]
+        );
+        assert_eq!(store.item_count(), 1);
+        assert_eq!(
+            store.item(&id(1), "DE-BAFA").unwrap(),
+            Some(item("DE-BAFA", 1))
+        );
+        assert_eq!(actions(&store), ["received", "received", "refused"]);
+    }
+
+    #[test]
+    fn a_repeated_id_within_one_batch_is_stored_once() {
+        let (_dir, store) = open();
+        let batch = [
+            incoming("DE-BAFA", 1, 7),
+            incoming("DE-BAFA", 1, 7),
+            incoming("DE-BAFA", 1, 8),
+        ];
+        let outcomes = store.receive("DE-BAFA", &batch).unwrap();
+        assert_eq!(
+            outcomes,
+            [Received::Stored, Received::Duplicate, Received::Replay]
+        );
+        assert_eq!(store.item_count(), 1);
+    }
+
+    #[test]
+    fn the_same_item_id_from_two_senders_is_stored_for_each() {
+        let (_dir, store) = open();
+        let a = store
+            .receive("DE-BAFA", &[incoming("DE-BAFA", 1, 7)])
+            .unwrap();
+        let b = store
+            .receive("JP-METI", &[incoming("JP-METI", 1, 7)])
+            .unwrap();
+        assert_eq!([a, b].concat(), [Received::Stored, Received::Stored]);
+        assert_eq!(store.item_count(), 2);
+        assert!(store.item(&id(1), "JP-METI").unwrap().is_some());
+    }
+
+    #[test]
+    fn items_are_listed_newest_first() {
+        let (_dir, store) = open();
+        for n in [2, 3, 1] {
+            submit(&store, n, &[], &[]);
+        }
+        let listed = store.list_items(2).unwrap();
+        let ids: Vec<u8> = listed.iter().map(|i| i.item_id[15]).collect();
+        assert_eq!(ids, [3, 2]);
+    }
+
+    #[test]
+    fn the_audit_chain_verifies_after_a_mix_of_operations() {
+        let (_dir, store) = busy_store();
+        let entries = store.audit_entries().unwrap();
+        let seqs: Vec<u64> = entries.iter().map(|e| e.seq).collect();
+        assert_eq!(seqs, (1..=8).collect::<Vec<_>>());
+        assert_eq!(store.verify_audit().unwrap(), Ok(8));
+        let expected = [
+            "submitted",
+            "queued",
+            "queued",
+            "withheld",
+            "delivered",
+            "refused-by-partner",
+            "received",
+            "refused",
+        ];
+        assert_eq!(actions(&store), expected);
+    }
+
+    #[test]
+    fn an_empty_record_call_writes_nothing() {
+        let (_dir, store) = open();
+        store.record(&[]).unwrap();
+        assert_eq!(store.verify_audit().unwrap(), Ok(0));
+    }
+
+    #[tokio::test]
+    async fn a_changed_audit_entry_breaks_the_link_to_the_next_one() {
+        let (dir, store) = busy_store();
+        let store = tamper(dir.path(), store, |log| {
+            let raw = log.get(audit_key(3)).unwrap().unwrap();
+            let mut entry = audit::Entry::decode(raw.as_ref()).unwrap();
+            entry.detail = "nothing happened".into();
+            log.insert(audit_key(3), entry.encode_to_vec()).unwrap();
+        })
+        .await;
+        assert_eq!(store.verify_audit().unwrap(), Err(4));
+    }
+
+    #[tokio::test]
+    async fn a_removed_audit_entry_is_reported_by_its_seq() {
+        let (dir, store) = busy_store();
+        let store = tamper(dir.path(), store, |log| {
+            log.remove(audit_key(5)).unwrap();
+        })
+        .await;
+        assert_eq!(store.verify_audit().unwrap(), Err(5));
+    }
+
+    #[tokio::test]
+    #[ignore = "bug: verify_audit never compares the chain with the head record, so removing \
+                the newest entries goes unnoticed (it returns Ok(7) here)"]
+    async fn removing_the_newest_audit_entry_is_detected() {
+        let (dir, store) = busy_store();
+        let store = tamper(dir.path(), store, |log| {
+            log.remove(audit_key(8)).unwrap();
+        })
+        .await;
+        assert_eq!(store.verify_audit().unwrap(), Err(8));
+    }
+
+    #[tokio::test]
+    #[ignore = "bug: verify_audit never compares the chain with the head record, so a change \
+                to the newest entry goes unnoticed (it returns Ok(8) here)"]
+    async fn a_changed_newest_audit_entry_is_detected() {
+        let (dir, store) = busy_store();
+        let store = tamper(dir.path(), store, |log| {
+            let raw = log.get(audit_key(8)).unwrap().unwrap();
+            let mut entry = audit::Entry::decode(raw.as_ref()).unwrap();
+            entry.detail = "nothing happened".into();
+            log.insert(audit_key(8), entry.encode_to_vec()).unwrap();
+        })
+        .await;
+        assert_eq!(store.verify_audit().unwrap(), Err(8));
+    }
+
+    #[tokio::test]
+    async fn everything_survives_closing_and_reopening() {
+        let (dir, store) = busy_store();
+        submit(&store, 3, &["DE-BAFA"], &[]);
+        store.flush().await.unwrap();
+        drop(store);
+        let store = Store::open(dir.path()).unwrap();
+        assert_eq!(store.item_count(), 3);
+        assert_eq!(batch_ids(&store, "DE-BAFA", None, 10), [3]);
+        assert_eq!(delivery(&store, 1, "JP-METI").state, "refused");
+        let again = store
+            .receive("DE-BAFA", &[incoming("DE-BAFA", 2, 9)])
+            .unwrap();
+        assert_eq!(again, [Received::Duplicate]);
+        assert_eq!(store.verify_audit().unwrap(), Ok(11));
+    }
+
+    #[test]
+    fn a_second_open_of_a_held_store_fails() {
+        let (dir, _store) = open();
+        assert!(Store::open(dir.path()).is_err());
+    }
+
+    #[test]
+    fn short_ids_are_zero_padded_and_long_ones_cut() {
+        assert_eq!(
+            id16(&[7, 7]),
+            [7, 7, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0]
+        );
+        assert_eq!(id16(&[9; 20]), [9; 16]);
+        assert_eq!(ulid_text(&[0; 16]), "00000000000000000000000000");
+    }
+}
