@@ -2,7 +2,9 @@
 //!
 //! Relative paths in the file are taken relative to the directory that holds the file. An
 //! invalid file is refused as a whole with an error naming the file, the line, the key and
-//! what was expected; the value itself is never repeated (it may be a secret path or key).
+//! what was expected. A value that fails validation is not repeated in the error, and
+//! syntax errors leave out the quoted source line. The file holds no secrets (private
+//! keys live in their own files), but keeping values out of errors keeps logs clean.
 
 use std::{
     fmt,
@@ -136,7 +138,7 @@ impl Config {
     pub fn parse(path: &Path, text: &str) -> Result<Self, ConfigError> {
         let raw: RawConfig = toml::from_str(text).map_err(|e| ConfigError::Syntax {
             file: path.to_owned(),
-            message: e.to_string().trim_end().to_owned(),
+            message: syntax_message(text, &e),
         })?;
         Validator {
             file: path,
@@ -253,14 +255,14 @@ impl Validator<'_> {
         };
         let mut partners: Vec<PartnerConfig> = Vec::new();
         for (i, p) in raw.partners.into_iter().enumerate() {
+            let at = p.agency.clone();
             let partner = self.partner(i, p)?;
             if partner.agency == agency || partners.iter().any(|q| q.agency == partner.agency) {
-                return Err(ConfigError::Invalid {
-                    file: self.file.to_owned(),
-                    line: 0,
-                    key: format!("partners[{i}].agency"),
-                    expected: "an agency id registered once, other than node.agency".into(),
-                });
+                return Err(self.invalid(
+                    &at,
+                    &format!("partners[{i}].agency"),
+                    "an agency id registered once, other than node.agency",
+                ));
             }
             partners.push(partner);
         }
@@ -284,9 +286,12 @@ impl Validator<'_> {
         let key = |k: &str| format!("partners[{i}].{k}");
         let agency = self.agency(&p.agency, &key("agency"))?;
         let endpoint = p.endpoint.get_ref();
-        let valid_endpoint = endpoint
-            .strip_prefix("https://")
-            .is_some_and(|rest| !rest.is_empty() && rest.contains(':'));
+        let valid_endpoint = endpoint.parse::<http::Uri>().is_ok_and(|uri| {
+            uri.scheme_str() == Some("https")
+                && uri.host().is_some_and(|h| !h.is_empty())
+                && uri.port_u16().is_some()
+                && uri.path_and_query().is_none_or(|p| p.as_str() == "/")
+        });
         if !valid_endpoint {
             return Err(self.invalid(
                 &p.endpoint,
@@ -380,6 +385,19 @@ impl Validator<'_> {
         } else {
             self.base.join(p)
         }
+    }
+}
+
+/// The parser's message with its line, but without the quoted source line that toml adds,
+/// so that a mistyped value is not echoed back.
+fn syntax_message(text: &str, e: &toml::de::Error) -> String {
+    let message = e.message().trim_end();
+    match e.span() {
+        Some(span) => {
+            let line = text[..span.start.min(text.len())].matches('\n').count() + 1;
+            format!("line {line}: {message}")
+        }
+        None => message.to_owned(),
     }
 }
 
@@ -608,8 +626,6 @@ mod tests {
     }
 
     #[test]
-    #[ignore = "bug: the endpoint check only looks for a ':' after https://, so an empty \
-                port, an empty host and a bracketed IPv6 host without a port all pass"]
     fn an_endpoint_with_an_empty_host_or_port_is_refused() {
         for bad in ["https://bafa.example:", "https://:7402", "https://[::1]"] {
             let text = edit("\"https://bafa.example:7402\"", &format!("\"{bad}\""));
@@ -651,8 +667,6 @@ mod tests {
     }
 
     #[test]
-    #[ignore = "bug: a Syntax error quotes the offending line of the file, so a key written \
-                with a TOML mistake (here an unclosed string) is repeated in the message"]
     fn a_syntax_error_does_not_repeat_a_malformed_key() {
         let good = public_key_text("ed25519", &SigningKey::from_seed(&[2; 32]).public());
         let body = good.strip_prefix("ed25519:").unwrap().to_owned();
@@ -745,8 +759,6 @@ mod tests {
     }
 
     #[test]
-    #[ignore = "bug: a duplicate partner, or one equal to node.agency, is reported at line 0 \
-                instead of the 1-based line of its agency value"]
     fn an_agency_clash_is_reported_at_the_line_of_the_partner() {
         assert_invalid(&agency_clash("DE-BAFA"), "partners[1].agency", "# here");
         assert_invalid(&agency_clash("US-BIS"), "partners[1].agency", "# here");

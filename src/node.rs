@@ -135,7 +135,7 @@ impl Shared {
                 expected: config.agency.clone(),
             });
         }
-        let store = Store::open(&config.data_dir)?;
+        let store = Store::open_patiently(&config.data_dir, std::time::Duration::from_secs(5))?;
         let notifiers = config
             .partners
             .iter()

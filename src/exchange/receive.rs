@@ -154,8 +154,8 @@ async fn receive_batch(
     let sequence = batch.sequence;
     let (checked, mut refusals) = {
         let shared = shared.clone();
-        let partner = partner.clone();
-        tokio::task::spawn_blocking(move || open_all(&shared, &partner, batch.envelopes))
+        let (partner, peer) = (partner.clone(), peer.to_owned());
+        tokio::task::spawn_blocking(move || open_all(&shared, &partner, &peer, batch.envelopes))
             .await
             .map_err(|_| Status::internal("envelope verification task failed"))?
     };
@@ -209,6 +209,7 @@ fn unavailable(partner: &PartnerConfig, e: &store::StoreError) -> Status {
 fn open_all(
     shared: &Shared,
     partner: &PartnerConfig,
+    peer: &str,
     envelopes: Vec<pb::Envelope>,
 ) -> (Vec<Incoming>, Vec<pb::Refusal>) {
     let mut ok = Vec::with_capacity(envelopes.len());
@@ -219,7 +220,7 @@ fn open_all(
             Ok(incoming) => ok.push(incoming),
             Err((reason, detail)) => {
                 let id = store::ulid_text(&store::id16(&env.item_id));
-                warn!(partner = %partner.agency, item_id = %id, reason = reason.as_str_name(), detail = %detail, "refused envelope");
+                warn!(partner = %partner.agency, peer, item_id = %id, reason = reason.as_str_name(), detail = %detail, "refused envelope");
                 events.push(Event::new(
                     Action::Refused,
                     &partner.agency,
