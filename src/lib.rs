@@ -12,6 +12,7 @@
 //! - [`envelope`]: seal (sign, then encrypt to one recipient) and open (decrypt, verify).
 //! - [`report`]: the JSON form of a report that analysts submit, and its validation.
 //! - [`sharing`]: the interim per-partner allow list of item kinds.
+//! - [`policy`]: per-partner sharing policies: outbound decisions, redaction, inbound kinds.
 //! - [`audit`]: the append-only, hash-chained audit log.
 //! - [`store`]: the sled trees (items, outbox, deliveries, seen ids, audit).
 //! - [`exchange`]: the peer gRPC service and the per-partner delivery tasks.
@@ -33,6 +34,7 @@ pub mod envelope;
 pub mod exchange;
 pub mod identity;
 pub mod node;
+pub mod policy;
 pub mod report;
 pub mod setup;
 pub mod sharing;
