@@ -28,6 +28,9 @@ pub struct BenchArgs {
     /// Reports submitted (and flushed) together.
     #[arg(long, default_value_t = 32)]
     pub chunk: usize,
+    /// Concurrent submitters (analysts or importers), each sending its share of the items.
+    #[arg(long, default_value_t = 2)]
+    pub submitters: usize,
     /// Print the result as one JSON object.
     #[arg(long)]
     pub json: bool,
@@ -122,31 +125,24 @@ pub async fn measure(args: &BenchArgs) -> Result<BenchResult, Box<dyn std::error
     let mut started: HashMap<[u8; 16], Instant> = HashMap::with_capacity(args.items);
     let mut latencies = Vec::with_capacity(expected);
     let t0 = Instant::now();
-    let submitter = {
-        let sender = sender.clone();
-        let (items, chunk) = (args.items, args.chunk.max(1));
-        tokio::spawn(async move {
-            let mut times = Vec::with_capacity(items);
-            let mut left = items;
-            while left > 0 {
-                let n = chunk.min(left);
-                let at = Instant::now();
-                let batch = vec![report.clone(); n];
-                for s in sender.submit_batch(batch).await? {
-                    times.push((s.item_id, at));
-                }
-                left -= n;
-            }
-            Ok::<_, crate::node::NodeError>(times)
+    let submitters = args.submitters.max(1);
+    let mut handles: Vec<_> = (0..submitters)
+        .map(|i| {
+            let share = args.items / submitters + usize::from(i < args.items % submitters);
+            tokio::spawn(submit_all(
+                sender.clone(),
+                report.clone(),
+                share,
+                args.chunk.max(1),
+            ))
         })
-    };
+        .collect();
     let mut pending: Vec<crate::exchange::DeliveryEvent> = Vec::new();
     let deadline = Instant::now() + Duration::from_secs(600);
-    let mut submitter = Some(submitter);
     while latencies.len() < expected && Instant::now() < deadline {
-        if let Some(handle) = submitter.take_if(|h| h.is_finished()) {
-            for (id, at) in handle.await?? {
-                started.insert(id, at);
+        if !handles.is_empty() && handles.iter().all(|h| h.is_finished()) {
+            for handle in handles.drain(..) {
+                started.extend(handle.await??);
             }
         }
         match tokio::time::timeout(Duration::from_millis(200), events.recv()).await {
@@ -156,7 +152,7 @@ pub async fn measure(args: &BenchArgs) -> Result<BenchResult, Box<dyn std::error
             }
             Ok(Err(_)) | Err(_) => {}
         }
-        if !started.is_empty() {
+        if handles.is_empty() {
             for event in pending.drain(..) {
                 for id in &event.item_ids {
                     if let Some(at) = started.get(id) {
@@ -186,6 +182,26 @@ pub async fn measure(args: &BenchArgs) -> Result<BenchResult, Box<dyn std::error
     })
 }
 
+/// Submits `items` copies of `report` in chunks; returns each item's submission time.
+async fn submit_all(
+    sender: std::sync::Arc<crate::node::Shared>,
+    report: pb::Report,
+    items: usize,
+    chunk: usize,
+) -> Result<Vec<([u8; 16], Instant)>, crate::node::NodeError> {
+    let mut times = Vec::with_capacity(items);
+    let mut left = items;
+    while left > 0 {
+        let n = chunk.min(left);
+        let at = Instant::now();
+        for s in sender.submit_batch(vec![report.clone(); n]).await? {
+            times.push((s.item_id, at));
+        }
+        left -= n;
+    }
+    Ok(times)
+}
+
 /// A realistic suspicious-transaction report of about 2 KiB once encoded.
 pub fn sample_report() -> pb::Report {
     let subject = |name: &str, country: &str| pb::Subject {
@@ -206,7 +222,7 @@ pub fn sample_report() -> pb::Report {
         }],
         role: "consignee".into(),
     };
-    pb::Report {
+    let mut report = pb::Report {
         kind: pb::ItemKind::SuspiciousTransaction as i32,
         title: "Repeated orders of radiation-hardened FPGAs via a transit hub".into(),
         reference: "BENCH-2026-000417".into(),
@@ -247,7 +263,7 @@ pub fn sample_report() -> pb::Report {
             were split across different invoices issued on the same day, and the buyer \
             asked for the goods to be relabelled as generic logic devices before export. \
             The buyer's website was registered three weeks before the first order."
-            .repeat(2),
+            .to_owned(),
         handling: Some(pb::Handling {
             tlp: pb::TlpLevel::Amber as i32,
             originator_control: true,
@@ -255,5 +271,16 @@ pub fn sample_report() -> pb::Report {
             retention_days: 365,
         }),
         denial_date: String::new(),
+    };
+    // Pad the narrative so that the encoded item is exactly 2 KiB, the size the
+    // envelope benchmark uses too.
+    let item_len = |r: &pb::Report| {
+        prost::Message::encoded_len(&pb::Item {
+            body: Some(pb::item::Body::Report(r.clone())),
+        })
+    };
+    while item_len(&report) < 2048 {
+        report.narrative.push(' ');
     }
+    report
 }

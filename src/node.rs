@@ -108,6 +108,7 @@ pub struct Shared {
     notifiers: HashMap<String, Arc<Notify>>,
     deliveries: broadcast::Sender<DeliveryEvent>,
     record_failures: Mutex<u64>,
+    ids: Mutex<ulid::Generator>,
 }
 
 impl std::fmt::Debug for Shared {
@@ -148,6 +149,7 @@ impl Shared {
             notifiers,
             deliveries: broadcast::channel(1024).0,
             record_failures: Mutex::new(0),
+            ids: Mutex::new(ulid::Generator::new()),
             config,
         })
     }
@@ -182,7 +184,7 @@ impl Shared {
 
     /// Stores one validated own report and its sealed envelopes (not yet flushed).
     fn store_own(&self, report: pb::Report) -> Result<Submitted, NodeError> {
-        let id = ulid::Ulid::new().to_bytes();
+        let id = self.next_item_id();
         let kind = report.kind();
         let created_at_ms = crate::now_ms();
         let item = pb::Item {
@@ -230,6 +232,18 @@ impl Shared {
             queued_for: sealed.into_iter().map(|(p, _, _)| p).collect(),
             withheld_from: withheld,
         })
+    }
+
+    /// A new item id: a ULID, strictly increasing within this process so that items
+    /// submitted in the same millisecond keep their order in the outboxes.
+    fn next_item_id(&self) -> [u8; 16] {
+        let mut ids = self
+            .ids
+            .lock()
+            .unwrap_or_else(|poisoned| poisoned.into_inner());
+        ids.generate()
+            .unwrap_or_else(|_| ulid::Ulid::new())
+            .to_bytes()
     }
 
     /// Logs the sharing decisions of a stored item and wakes the delivery tasks.

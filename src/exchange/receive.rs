@@ -93,28 +93,90 @@ impl pb::peer_exchange_server::PeerExchange for PeerService {
             .map_or_else(|| "unknown".to_owned(), |a: SocketAddr| a.to_string());
         let partner = self.authenticate(&request, &peer)?;
         debug!(partner = %partner.agency, %peer, "delivery stream opened");
-        let mut batches = request.into_inner();
+        let batches = request.into_inner();
         let (tx, rx) = mpsc::channel(4);
-        let shared = self.shared.clone();
-        let mut stopped = self.stopped.clone();
-        tokio::spawn(async move {
-            while !*stopped.borrow_and_update() {
-                let next = tokio::select! {
-                    next = batches.message() => next,
-                    _ = stopped.changed() => break,
-                };
-                let result = match next {
-                    Ok(Some(batch)) => receive_batch(&shared, &partner, &peer, batch).await,
-                    Ok(None) => break,
-                    Err(status) => Err(stream_error(&shared, &partner, &peer, status)),
-                };
-                let failed = result.is_err();
-                if tx.send(result).await.is_err() || failed {
-                    break;
-                }
-            }
-        });
+        // Two stages, so that opening the next batch (CPU) overlaps storing and flushing
+        // the previous one (disk). Results still go back in batch order.
+        let (checked_tx, checked_rx) = mpsc::channel(1);
+        let stage = Stage {
+            shared: self.shared.clone(),
+            partner,
+            peer,
+        };
+        tokio::spawn(
+            stage
+                .clone()
+                .read_and_open(batches, checked_tx, self.stopped.clone()),
+        );
+        tokio::spawn(stage.store_and_receipt(checked_rx, tx));
         Ok(Response::new(Box::pin(ReceiverStream::new(rx))))
+    }
+}
+
+/// A batch whose envelopes were opened and checked, ready to store.
+struct Checked {
+    sequence: u64,
+    items: Vec<Incoming>,
+    refusals: Vec<pb::Refusal>,
+}
+
+/// One delivery stream's context.
+#[derive(Clone)]
+struct Stage {
+    shared: Arc<Shared>,
+    partner: PartnerConfig,
+    peer: String,
+}
+
+impl Stage {
+    /// Reads batches and opens their envelopes until the stream ends, fails or the node
+    /// stops.
+    async fn read_and_open(
+        self,
+        mut batches: Streaming<pb::DeliverBatch>,
+        out: mpsc::Sender<Result<Checked, Status>>,
+        mut stopped: watch::Receiver<bool>,
+    ) {
+        while !*stopped.borrow_and_update() {
+            let next = tokio::select! {
+                next = batches.message() => next,
+                _ = stopped.changed() => break,
+            };
+            let checked = match next {
+                Ok(Some(batch)) => {
+                    check_batch(&self.shared, &self.partner, &self.peer, batch).await
+                }
+                Ok(None) => break,
+                Err(status) => Err(stream_error(
+                    &self.shared,
+                    &self.partner,
+                    &self.peer,
+                    status,
+                )),
+            };
+            let failed = checked.is_err();
+            if out.send(checked).await.is_err() || failed {
+                break;
+            }
+        }
+    }
+
+    /// Stores opened batches in order and answers each with a signed receipt.
+    async fn store_and_receipt(
+        self,
+        mut checked: mpsc::Receiver<Result<Checked, Status>>,
+        out: mpsc::Sender<Result<pb::BatchResult, Status>>,
+    ) {
+        while let Some(batch) = checked.recv().await {
+            let result = match batch {
+                Ok(batch) => store_batch(&self.shared, &self.partner, &self.peer, batch).await,
+                Err(status) => Err(status),
+            };
+            let failed = result.is_err();
+            if out.send(result).await.is_err() || failed {
+                break;
+            }
+        }
     }
 }
 
@@ -131,12 +193,13 @@ fn stream_error(shared: &Shared, partner: &PartnerConfig, peer: &str, status: St
     Status::new(status.code(), reason)
 }
 
-async fn receive_batch(
+/// Checks the batch size and opens every envelope off the async threads.
+async fn check_batch(
     shared: &Arc<Shared>,
     partner: &PartnerConfig,
     peer: &str,
     batch: pb::DeliverBatch,
-) -> Result<pb::BatchResult, Status> {
+) -> Result<Checked, Status> {
     if batch.envelopes.len() > MAX_BATCH_ENVELOPES {
         let reason = format!(
             "batch of {} envelopes exceeds {MAX_BATCH_ENVELOPES}",
@@ -152,13 +215,31 @@ async fn receive_batch(
         return Err(Status::resource_exhausted(reason));
     }
     let sequence = batch.sequence;
-    let (checked, mut refusals) = {
-        let shared = shared.clone();
-        let (partner, peer) = (partner.clone(), peer.to_owned());
+    let shared = shared.clone();
+    let (partner, peer) = (partner.clone(), peer.to_owned());
+    let (items, refusals) =
         tokio::task::spawn_blocking(move || open_all(&shared, &partner, &peer, batch.envelopes))
             .await
-            .map_err(|_| Status::internal("envelope verification task failed"))?
-    };
+            .map_err(|_| Status::internal("envelope verification task failed"))?;
+    Ok(Checked {
+        sequence,
+        items,
+        refusals,
+    })
+}
+
+/// Stores a checked batch, flushes it to disk, and signs the receipt.
+async fn store_batch(
+    shared: &Shared,
+    partner: &PartnerConfig,
+    peer: &str,
+    batch: Checked,
+) -> Result<pb::BatchResult, Status> {
+    let Checked {
+        sequence,
+        items: checked,
+        mut refusals,
+    } = batch;
     let outcomes = shared
         .store
         .receive(&partner.agency, &checked)
@@ -212,11 +293,12 @@ fn open_all(
     peer: &str,
     envelopes: Vec<pb::Envelope>,
 ) -> (Vec<Incoming>, Vec<pb::Refusal>) {
+    let results = open_parallel(shared, partner, &envelopes);
     let mut ok = Vec::with_capacity(envelopes.len());
     let mut refusals = Vec::new();
     let mut events = Vec::new();
-    for env in envelopes {
-        match open_one(shared, partner, &env) {
+    for (env, result) in envelopes.iter().zip(results) {
+        match result {
             Ok(incoming) => ok.push(incoming),
             Err((reason, detail)) => {
                 let id = store::ulid_text(&store::id16(&env.item_id));
@@ -233,6 +315,50 @@ fn open_all(
     }
     shared.record_all(&events);
     (ok, refusals)
+}
+
+type Opening = Result<Incoming, (pb::RefusalReason, String)>;
+
+/// Opens envelopes on as many threads as there are cores (for batches large enough to
+/// be worth it), keeping their order.
+fn open_parallel(
+    shared: &Shared,
+    partner: &PartnerConfig,
+    envelopes: &[pb::Envelope],
+) -> Vec<Opening> {
+    let threads = std::thread::available_parallelism().map_or(1, |n| n.get());
+    if threads < 2 || envelopes.len() < 16 {
+        return envelopes
+            .iter()
+            .map(|e| open_one(shared, partner, e))
+            .collect();
+    }
+    let chunk = envelopes.len().div_ceil(threads);
+    std::thread::scope(|scope| {
+        let workers: Vec<_> = envelopes
+            .chunks(chunk)
+            .map(|part| {
+                let handle = scope.spawn(move || {
+                    part.iter()
+                        .map(|e| open_one(shared, partner, e))
+                        .collect::<Vec<_>>()
+                });
+                (part.len(), handle)
+            })
+            .collect();
+        workers
+            .into_iter()
+            .flat_map(|(len, worker)| {
+                worker.join().unwrap_or_else(|_| {
+                    let failed = (
+                        pb::RefusalReason::Unavailable,
+                        "verification failed".to_owned(),
+                    );
+                    vec![Err(failed); len]
+                })
+            })
+            .collect()
+    })
 }
 
 fn open_one(

@@ -133,6 +133,11 @@ async fn stream_outbox(
     let mut cursor: Option<[u8; 16]> = None;
     let mut sequence = 0u64;
     loop {
+        if in_flight.is_empty() {
+            // Everything before the cursor has been settled or was never read (an item
+            // whose id sorts before one already sent): start again from the oldest.
+            cursor = None;
+        }
         while in_flight.len() < WINDOW {
             let batch = next_batch(shared, partner, cursor)?;
             let Some(last) = batch.last() else { break };
