@@ -119,6 +119,7 @@ fn report_item() -> pb::Item {
 fn wrap(report: pb::Report) -> pb::Item {
     pb::Item {
         body: Some(pb::item::Body::Report(report)),
+        originator: String::new(),
     }
 }
 

@@ -120,6 +120,7 @@ pub async fn measure(args: &BenchArgs) -> Result<BenchResult, Box<dyn std::error
     let report = sample_report();
     let item_bytes = prost::Message::encoded_len(&pb::Item {
         body: Some(pb::item::Body::Report(report.clone())),
+        originator: String::new(),
     });
     let expected = args.items * partners;
     let mut started: HashMap<[u8; 16], Instant> = HashMap::with_capacity(args.items);
@@ -277,6 +278,7 @@ pub fn sample_report() -> pb::Report {
     let item_len = |r: &pb::Report| {
         prost::Message::encoded_len(&pb::Item {
             body: Some(pb::item::Body::Report(r.clone())),
+            originator: String::new(),
         })
     };
     while item_len(&report) < 2048 {

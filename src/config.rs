@@ -15,10 +15,7 @@ use std::{
 use serde::Deserialize;
 use toml::Spanned;
 
-use crate::{
-    identity::{self, PublicKeys},
-    sharing::ShareKind,
-};
+use crate::identity::{self, PublicKeys};
 
 /// The default limit on one gRPC message (one batch of envelopes): 4 MiB.
 pub const DEFAULT_MAX_MESSAGE_BYTES: usize = 4 * 1024 * 1024;
@@ -67,6 +64,8 @@ pub struct Config {
     pub data_dir: PathBuf,
     /// Address the peer listener binds.
     pub listen: SocketAddr,
+    /// The sharing-policy file (see [`crate::policy`]).
+    pub policy: PathBuf,
     /// Largest gRPC message accepted from a peer, in bytes.
     pub max_message_bytes: usize,
     /// Ed25519 private key file.
@@ -109,8 +108,6 @@ pub struct PartnerConfig {
     pub ca: Option<PathBuf>,
     /// SHA-256 of its certificate (DER), when pinned.
     pub cert_fingerprint: Option<[u8; 32]>,
-    /// Item kinds this node may send it (the interim sharing rule); empty sends nothing.
-    pub share: Vec<ShareKind>,
 }
 
 impl fmt::Debug for PartnerConfig {
@@ -119,7 +116,6 @@ impl fmt::Debug for PartnerConfig {
             .field("agency", &self.agency)
             .field("endpoint", &self.endpoint)
             .field("keys", &self.keys)
-            .field("share", &self.share)
             .finish_non_exhaustive()
     }
 }
@@ -172,6 +168,7 @@ struct RawNode {
     agency: Spanned<String>,
     data_dir: String,
     listen: Spanned<String>,
+    policy: String,
     max_message_bytes: Option<Spanned<i64>>,
 }
 
@@ -207,8 +204,6 @@ struct RawPartner {
     encryption_key: Spanned<String>,
     ca: Option<String>,
     cert_fingerprint: Option<Spanned<String>>,
-    #[serde(default)]
-    share: Vec<Spanned<String>>,
 }
 
 struct Validator<'a> {
@@ -271,6 +266,7 @@ impl Validator<'_> {
             agency,
             data_dir: self.path(&raw.node.data_dir),
             listen,
+            policy: self.path(&raw.node.policy),
             max_message_bytes,
             signing_key: self.path(&raw.keys.signing),
             encryption_key: self.path(&raw.keys.encryption),
@@ -316,13 +312,6 @@ impl Validator<'_> {
                 })
             })
             .transpose()?;
-        let mut share = Vec::new();
-        for (j, s) in p.share.iter().enumerate() {
-            let kind = s.get_ref().parse::<ShareKind>().map_err(|expected| {
-                self.invalid(s, &format!("partners[{i}].share[{j}]"), &expected)
-            })?;
-            share.push(kind);
-        }
         Ok(PartnerConfig {
             agency,
             endpoint: endpoint.clone(),
@@ -332,7 +321,6 @@ impl Validator<'_> {
             },
             ca: p.ca.as_deref().map(|c| self.path(c)),
             cert_fingerprint,
-            share,
         })
     }
 
@@ -428,12 +416,12 @@ mod tests {
     /// A valid file with two partners and no optional `[node]` or `[delivery]` settings.
     fn base() -> String {
         format!(
-            "[node]\nagency = \"US-BIS\"\ndata_dir = \"data\"\nlisten = \"127.0.0.1:7401\"\n\n\
+            "[node]\nagency = \"US-BIS\"\ndata_dir = \"data\"\nlisten = \"127.0.0.1:7401\"\n\
+             policy = \"policy.toml\"\n\n\
              [keys]\nsigning = \"keys/signing.pem\"\nencryption = \"/secure/encryption.pem\"\n\n\
              [tls]\ncert = \"tls/node.crt\"\nkey = \"tls/node.key\"\nca = \"/etc/ssl/ca.crt\"\n\n\
              [[partners]]\nagency = \"DE-BAFA\"\nendpoint = \"https://bafa.example:7402\"\n{}\
-             ca = \"tls/bafa-ca.crt\"\ncert_fingerprint = \"sha256:{}\"\n\
-             share = [\"denial-notification\", \"enforcement-alert\"]\n\n\
+             ca = \"tls/bafa-ca.crt\"\ncert_fingerprint = \"sha256:{}\"\n\n\
              [[partners]]\nagency = \"JP-METI\"\nendpoint = \"https://127.0.0.1:7403\"\n{}",
             key_lines(1),
             "ab".repeat(32),
@@ -505,7 +493,7 @@ mod tests {
     }
 
     #[test]
-    fn partners_are_read_in_file_order_with_their_keys_and_share_lists() {
+    fn partners_are_read_in_file_order_with_their_keys() {
         let config = parse(&base()).unwrap();
         let agencies: Vec<&str> = config.partners.iter().map(|p| p.agency.as_str()).collect();
         assert_eq!(agencies, ["DE-BAFA", "JP-METI"]);
@@ -521,10 +509,8 @@ mod tests {
             Some(Path::new("/etc/entente/tls/bafa-ca.crt"))
         );
         assert_eq!(bafa.cert_fingerprint, Some([0xab; 32]));
-        let share = [ShareKind::DenialNotification, ShareKind::EnforcementAlert];
-        assert_eq!(bafa.share, share);
         let meti = config.partner("JP-METI").unwrap();
-        assert!(meti.ca.is_none() && meti.cert_fingerprint.is_none() && meti.share.is_empty());
+        assert!(meti.ca.is_none() && meti.cert_fingerprint.is_none());
         assert!(config.partner("FR-DGDDI").is_none());
     }
 
@@ -688,13 +674,6 @@ mod tests {
             let message = assert_invalid(&text, "partners[0].cert_fingerprint", "cert_fingerprint");
             assert!(message.contains("64 hex digits"), "{message}");
         }
-    }
-
-    #[test]
-    fn an_unknown_share_kind_is_refused_with_its_index() {
-        let text = edit("\"enforcement-alert\"]", "\"alerts\"]");
-        let message = assert_invalid(&text, "partners[0].share[1]", "alerts");
-        assert!(message.contains("\"denial-notification\""), "{message}");
     }
 
     #[test]

@@ -79,19 +79,8 @@ impl pb::control_server::Control for ControlService {
             .into_inner()
             .report
             .ok_or_else(|| Status::invalid_argument("request has no report"))?;
-        let submitted = self.shared.submit(report).await.map_err(|e| match e {
-            NodeError::Report(e) => Status::invalid_argument(e.to_string()),
-            other => Status::internal(other.to_string()),
-        })?;
-        Ok(Response::new(pb::SubmitReportResponse {
-            item_id: store::ulid_text(&submitted.item_id),
-            queued_for: submitted.queued_for,
-            withheld_from: submitted
-                .withheld_from
-                .into_iter()
-                .map(|(p, _)| p)
-                .collect(),
-        }))
+        let submitted = self.shared.submit(report).await.map_err(status)?;
+        Ok(Response::new(submit_response(submitted)))
     }
 
     async fn list_items(
@@ -102,6 +91,61 @@ impl pb::control_server::Control for ControlService {
         let items =
             list_items(&self.shared.store, limit).map_err(|e| Status::internal(e.to_string()))?;
         Ok(Response::new(pb::ListItemsResponse { items }))
+    }
+
+    async fn get_item(
+        &self,
+        request: Request<pb::GetItemRequest>,
+    ) -> Result<Response<pb::GetItemResponse>, Status> {
+        let id = request.into_inner().item_id;
+        Ok(Response::new(
+            get_item(&self.shared.store, &id).map_err(status)?,
+        ))
+    }
+
+    async fn share_item(
+        &self,
+        request: Request<pb::ShareItemRequest>,
+    ) -> Result<Response<pb::SubmitReportResponse>, Status> {
+        let id = request.into_inner().item_id;
+        let done = self.shared.share_again(&id).await.map_err(status)?;
+        Ok(Response::new(submit_response(done)))
+    }
+
+    async fn reload_policy(
+        &self,
+        _request: Request<pb::ReloadPolicyRequest>,
+    ) -> Result<Response<pb::ReloadPolicyResponse>, Status> {
+        match self.shared.reload_policy() {
+            Ok(warnings) => Ok(Response::new(pb::ReloadPolicyResponse {
+                warnings: warnings.iter().map(ToString::to_string).collect(),
+            })),
+            Err(errors) => {
+                tracing::error!(errors = %errors, "policy reload refused; the previous policy stays in force");
+                Err(Status::invalid_argument(format!(
+                    "policy reload refused; the previous policy stays in force:\n{errors}"
+                )))
+            }
+        }
+    }
+}
+
+/// Maps a node error to the status the CLI shows.
+fn status(e: NodeError) -> Status {
+    match e {
+        NodeError::Report(e) => Status::invalid_argument(e.to_string()),
+        NodeError::NoSuchItem(_) => Status::not_found(e.to_string()),
+        other => Status::internal(other.to_string()),
+    }
+}
+
+/// The answer to a submission or re-share.
+pub fn submit_response(s: crate::node::Submitted) -> pb::SubmitReportResponse {
+    pb::SubmitReportResponse {
+        item_id: store::ulid_text(&s.item_id),
+        queued_for: s.queued_for,
+        withheld_from: s.withheld_from.into_iter().map(|(p, _)| p).collect(),
+        decisions: s.decisions,
     }
 }
 
@@ -115,41 +159,64 @@ pub fn list_items(
     } else {
         limit.min(LIST_MAX)
     };
-    let mut out = Vec::new();
-    for item in store.list_items(limit)? {
-        let id = store::id16(&item.item_id);
-        let deliveries = if item.own {
-            store
-                .deliveries(&id)?
-                .into_iter()
-                .map(|(partner, r)| pb::DeliveryStatus {
-                    partner,
-                    state: r.state,
-                    detail: r.detail,
-                })
-                .collect()
-        } else {
-            Vec::new()
-        };
-        let report = item.report();
-        out.push(pb::ItemSummary {
-            item_id: store::ulid_text(&id),
-            sender: item.origin.clone(),
-            kind: item.kind,
-            title: report.map(|r| r.title.clone()).unwrap_or_default(),
-            subjects: report
-                .map(|r| r.subjects.iter().map(|s| s.name.clone()).collect())
-                .unwrap_or_default(),
-            created_at_ms: item.created_at_ms,
-            stored_at_ms: item.stored_at_ms,
-            own: item.own,
-            deliveries,
-            tlp: report
-                .and_then(|r| r.handling.as_ref())
-                .map_or(0, |h| h.tlp),
-        });
-    }
-    Ok(out)
+    store
+        .list_items(limit)?
+        .iter()
+        .map(|item| summary(store, item))
+        .collect()
+}
+
+/// One item in full; the same for the socket and for a stopped node.
+pub fn get_item(store: &store::Store, item_id: &str) -> Result<pb::GetItemResponse, NodeError> {
+    let id = ulid::Ulid::from_string(item_id)
+        .map_err(|_| NodeError::NoSuchItem(item_id.to_owned()))?
+        .to_bytes();
+    let copies = store.item(&id)?;
+    let item = copies
+        .iter()
+        .find(|i| i.own)
+        .or_else(|| copies.first())
+        .ok_or_else(|| NodeError::NoSuchItem(item_id.to_owned()))?;
+    Ok(pb::GetItemResponse {
+        summary: Some(summary(store, item)?),
+        report: item.report().cloned(),
+    })
+}
+
+fn summary(
+    store: &store::Store,
+    item: &store::StoredItem,
+) -> Result<pb::ItemSummary, store::StoreError> {
+    let id = store::id16(&item.item_id);
+    let deliveries = store
+        .deliveries(&id)?
+        .into_iter()
+        .map(|(partner, r)| pb::DeliveryStatus {
+            partner,
+            state: r.state,
+            detail: r.detail,
+            rule: r.rule,
+            redactions: r.redactions,
+        })
+        .collect();
+    let report = item.report();
+    Ok(pb::ItemSummary {
+        item_id: store::ulid_text(&id),
+        sender: item.sender.clone(),
+        kind: item.kind,
+        title: report.map(|r| r.title.clone()).unwrap_or_default(),
+        subjects: report
+            .map(|r| r.subjects.iter().map(|s| s.name.clone()).collect())
+            .unwrap_or_default(),
+        created_at_ms: item.created_at_ms,
+        stored_at_ms: item.stored_at_ms,
+        own: item.own,
+        deliveries,
+        tlp: report
+            .and_then(|r| r.handling.as_ref())
+            .map_or(0, |h| h.tlp),
+        originator: item.origin.clone(),
+    })
 }
 
 /// Connects to the control socket of a running node, if there is one.

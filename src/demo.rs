@@ -251,6 +251,7 @@ async fn try_forged_item(material: &Path, nodes: &[Node]) -> Result<String, Stri
         report::parse_report_json(SUBMISSIONS[2].1, "sample").map_err(|e| e.to_string())?;
     let payload = pb::Item {
         body: Some(pb::item::Body::Report(report)),
+        originator: String::new(),
     }
     .encode_to_vec();
     let header = envelope::Header {

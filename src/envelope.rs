@@ -708,6 +708,7 @@ mod tests {
                 narrative: "Consignee declined installation support.".into(),
                 ..Default::default()
             })),
+            originator: String::new(),
         }
     }
 
@@ -947,7 +948,13 @@ mod tests {
                 pb::ItemKind::WatchlistDelta,
                 report_item(pb::ItemKind::WatchlistDelta),
             ),
-            (pb::ItemKind::SuspiciousTransaction, pb::Item { body: None }),
+            (
+                pb::ItemKind::SuspiciousTransaction,
+                pb::Item {
+                    body: None,
+                    originator: String::new(),
+                },
+            ),
         ];
         for (kind, item) in cases {
             let env = seal_report(&us, &de, kind, &item);

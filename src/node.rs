@@ -9,7 +9,7 @@ use std::{
     collections::HashMap,
     net::SocketAddr,
     path::PathBuf,
-    sync::{Arc, Mutex},
+    sync::{Arc, Mutex, RwLock},
 };
 
 use prost::Message as _;
@@ -27,8 +27,10 @@ use crate::{
     envelope,
     exchange::{self, DeliveryEvent, PeerService},
     identity::{EncryptionKey, Identity, SigningKey},
-    pb, report, sharing,
-    store::{Store, StoreError, StoredItem},
+    pb,
+    policy::{Decision, ItemFacts, PolicyError, PolicyErrors, PolicySet, PolicyWarning},
+    report,
+    store::{self, Sealed, Store, StoreError, StoredItem, Withheld},
     tls::{self, TlsMaterial},
 };
 
@@ -47,6 +49,12 @@ pub enum NodeError {
     /// The submitted report is invalid.
     #[error(transparent)]
     Report(#[from] report::ReportError),
+    /// The sharing policy is invalid.
+    #[error("invalid sharing policy:\n{0}")]
+    Policy(#[from] PolicyErrors),
+    /// No item with this id is held.
+    #[error("no item {0} is held by this node")]
+    NoSuchItem(String),
     /// Sealing failed.
     #[error("sealing for {partner}: {source}")]
     Seal {
@@ -94,6 +102,8 @@ pub struct Submitted {
     pub queued_for: Vec<String>,
     /// Partners it was withheld from, with the reason.
     pub withheld_from: Vec<(String, String)>,
+    /// Every decision, by partner.
+    pub decisions: Vec<pb::DeliveryStatus>,
 }
 
 /// The state every part of a node shares.
@@ -105,6 +115,7 @@ pub struct Shared {
     /// The durable store.
     pub store: Store,
     tls: TlsMaterial,
+    policy: RwLock<Arc<PolicySet>>,
     notifiers: HashMap<String, Arc<Notify>>,
     deliveries: broadcast::Sender<DeliveryEvent>,
     record_failures: Mutex<u64>,
@@ -136,6 +147,10 @@ impl Shared {
                 expected: config.agency.clone(),
             });
         }
+        let (policy, warnings) = load_policy(&config)?;
+        for w in &warnings {
+            tracing::warn!(warning = %w, "sharing policy");
+        }
         let store = Store::open_patiently(&config.data_dir, std::time::Duration::from_secs(5))?;
         let notifiers = config
             .partners
@@ -146,6 +161,7 @@ impl Shared {
             identity,
             store,
             tls,
+            policy: RwLock::new(Arc::new(policy)),
             notifiers,
             deliveries: broadcast::channel(1024).0,
             record_failures: Mutex::new(0),
@@ -185,53 +201,149 @@ impl Shared {
     /// Stores one validated own report and its sealed envelopes (not yet flushed).
     fn store_own(&self, report: pb::Report) -> Result<Submitted, NodeError> {
         let id = self.next_item_id();
-        let kind = report.kind();
-        let created_at_ms = crate::now_ms();
-        let item = pb::Item {
-            body: Some(pb::item::Body::Report(report)),
-        };
-        let payload = item.encode_to_vec();
-        let mut sealed = Vec::new();
-        let mut withheld = Vec::new();
-        for partner in &self.config.partners {
-            if !sharing::may_share(&partner.share, kind) {
-                let reason = format!("no share rule for {}", report::kind_name(kind));
-                withheld.push((partner.agency.clone(), reason));
-                continue;
-            }
-            let env = envelope::seal(
-                &self.identity,
-                &partner.agency,
-                &partner.keys,
-                id,
-                kind,
-                created_at_ms,
-                &payload,
-            )
-            .map_err(|source| NodeError::Seal {
-                partner: partner.agency.clone(),
-                source,
-            })?;
-            let digest = envelope::envelope_digest(&env);
-            sealed.push((partner.agency.clone(), env, digest));
-        }
+        let now = crate::now_ms();
         let stored = StoredItem {
             origin: self.config.agency.clone(),
             item_id: id.to_vec(),
-            kind: kind as i32,
-            created_at_ms,
-            stored_at_ms: created_at_ms,
-            item: Some(item),
+            kind: report.kind,
+            created_at_ms: now,
+            stored_at_ms: now,
+            item: Some(pb::Item {
+                body: Some(pb::item::Body::Report(report)),
+                originator: String::new(),
+            }),
             envelope_digest: Vec::new(),
             own: true,
+            sender: self.config.agency.clone(),
         };
+        let (sealed, withheld) = self.decide_and_seal(&stored, &[])?;
         self.store.submit(&stored, &sealed, &withheld)?;
-        Ok(Submitted {
-            item_id: id,
-            kind,
-            queued_for: sealed.into_iter().map(|(p, _, _)| p).collect(),
-            withheld_from: withheld,
-        })
+        Ok(submitted(&stored, &sealed, &withheld))
+    }
+
+    /// Runs the policy for every registered partner not in `skip` and seals the copy each
+    /// allowed partner gets. This is the one enforcement point: nothing is sealed for a
+    /// partner except the report a `Decision::Share` returned for that partner.
+    fn decide_and_seal(
+        &self,
+        item: &StoredItem,
+        skip: &[String],
+    ) -> Result<(Vec<Sealed>, Vec<Withheld>), NodeError> {
+        let report = item
+            .report()
+            .ok_or_else(|| NodeError::NoSuchItem(view_id(item)))?;
+        let policy = self.policy();
+        let facts = ItemFacts {
+            report,
+            origin: &item.origin,
+            created_at_ms: item.created_at_ms,
+            now_ms: crate::now_ms(),
+        };
+        let kind = report.kind();
+        let id = store::id16(&item.item_id);
+        let (mut sealed, mut withheld) = (Vec::new(), Vec::new());
+        for partner in self
+            .config
+            .partners
+            .iter()
+            .filter(|p| !skip.contains(&p.agency))
+        {
+            match policy.decide(&self.config.agency, &partner.agency, &facts) {
+                Decision::Share {
+                    rule,
+                    report,
+                    redactions,
+                } => {
+                    let originator = if item.origin == self.config.agency {
+                        String::new()
+                    } else {
+                        item.origin.clone()
+                    };
+                    let payload = pb::Item {
+                        body: Some(pb::item::Body::Report(report)),
+                        originator,
+                    }
+                    .encode_to_vec();
+                    let envelope = envelope::seal(
+                        &self.identity,
+                        &partner.agency,
+                        &partner.keys,
+                        id,
+                        kind,
+                        item.created_at_ms,
+                        &payload,
+                    )
+                    .map_err(|source| NodeError::Seal {
+                        partner: partner.agency.clone(),
+                        source,
+                    })?;
+                    let digest = envelope::envelope_digest(&envelope);
+                    sealed.push(Sealed {
+                        partner: partner.agency.clone(),
+                        envelope,
+                        digest,
+                        rule,
+                        redactions,
+                    });
+                }
+                Decision::Deny { rule, reason } => withheld.push(Withheld {
+                    partner: partner.agency.clone(),
+                    reason,
+                    rule: rule.unwrap_or_default(),
+                }),
+            }
+        }
+        Ok((sealed, withheld))
+    }
+
+    /// Runs the current policy again for an item this node holds (its own, or one a
+    /// partner sent) and queues it for every partner that now may have it and has not been
+    /// sent it before. The originator's marking still binds: the third-party rule is
+    /// applied to received items.
+    pub async fn share_again(&self, item_id: &str) -> Result<Submitted, NodeError> {
+        let id = ulid::Ulid::from_string(item_id)
+            .map_err(|_| NodeError::NoSuchItem(item_id.to_owned()))?
+            .to_bytes();
+        let copies = self.store.item(&id)?;
+        let item = copies
+            .iter()
+            .find(|i| i.own)
+            .or_else(|| copies.first())
+            .ok_or_else(|| NodeError::NoSuchItem(item_id.to_owned()))?;
+        let already: Vec<String> = self
+            .store
+            .deliveries(&id)?
+            .into_iter()
+            .filter(|(_, r)| r.state != "withheld")
+            .map(|(p, _)| p)
+            .chain(std::iter::once(item.sender.clone()))
+            .collect();
+        let (sealed, withheld) = self.decide_and_seal(item, &already)?;
+        self.store.share_again(item, &sealed, &withheld)?;
+        self.store.flush().await?;
+        let done = submitted(item, &sealed, &withheld);
+        self.announce(&done);
+        Ok(done)
+    }
+
+    /// The policy in force.
+    pub fn policy(&self) -> Arc<PolicySet> {
+        match self.policy.read() {
+            Ok(p) => p.clone(),
+            Err(poisoned) => poisoned.into_inner().clone(),
+        }
+    }
+
+    /// Reads the policy file again. An invalid file is refused and the policy in force
+    /// stays; items already sealed are not decided again.
+    pub fn reload_policy(&self) -> Result<Vec<PolicyWarning>, PolicyErrors> {
+        let (policy, warnings) = load_policy(&self.config)?;
+        match self.policy.write() {
+            Ok(mut p) => *p = Arc::new(policy),
+            Err(poisoned) => *poisoned.into_inner() = Arc::new(policy),
+        }
+        info!(file = %self.config.policy.display(), "sharing policy reloaded");
+        Ok(warnings)
     }
 
     /// A new item id: a ULID, strictly increasing within this process so that items
@@ -250,14 +362,16 @@ impl Shared {
     fn announce(&self, submitted: &Submitted) {
         let id = crate::store::ulid_text(&submitted.item_id);
         let kind = report::kind_name(submitted.kind);
-        for partner in &submitted.queued_for {
-            info!(partner = %partner, item_id = %id, kind, "shared: sealed and queued");
-            if let Some(n) = self.notifiers.get(partner) {
-                n.notify_one();
+        for d in &submitted.decisions {
+            if d.state == "queued" {
+                let redacted = d.redactions.join(",");
+                info!(partner = %d.partner, item_id = %id, kind, rule = %d.rule, redacted = %redacted, "shared: sealed and queued");
+                if let Some(n) = self.notifiers.get(&d.partner) {
+                    n.notify_one();
+                }
+            } else {
+                info!(partner = %d.partner, item_id = %id, kind, rule = %d.rule, reason = %d.detail, "withheld by policy");
             }
-        }
-        for (partner, reason) in &submitted.withheld_from {
-            info!(partner = %partner, item_id = %id, kind, reason = %reason, "withheld");
         }
     }
 
@@ -321,6 +435,80 @@ impl Shared {
             }
         }
         Ok(tls::server_config(&self.tls, &extra)?)
+    }
+}
+
+/// What a submission or re-share decided, for the caller.
+fn submitted(item: &StoredItem, sealed: &[Sealed], withheld: &[Withheld]) -> Submitted {
+    let mut decisions: Vec<pb::DeliveryStatus> = sealed
+        .iter()
+        .map(|s| pb::DeliveryStatus {
+            partner: s.partner.clone(),
+            state: "queued".into(),
+            detail: String::new(),
+            rule: s.rule.clone(),
+            redactions: s.redactions.clone(),
+        })
+        .collect();
+    decisions.extend(withheld.iter().map(|w| pb::DeliveryStatus {
+        partner: w.partner.clone(),
+        state: "withheld".into(),
+        detail: w.reason.clone(),
+        rule: w.rule.clone(),
+        redactions: Vec::new(),
+    }));
+    Submitted {
+        item_id: store::id16(&item.item_id),
+        kind: pb::ItemKind::try_from(item.kind).unwrap_or_default(),
+        queued_for: sealed.iter().map(|s| s.partner.clone()).collect(),
+        withheld_from: withheld
+            .iter()
+            .map(|w| (w.partner.clone(), w.reason.clone()))
+            .collect(),
+        decisions,
+    }
+}
+
+fn view_id(item: &StoredItem) -> String {
+    store::ulid_text(&store::id16(&item.item_id))
+}
+
+/// Loads the policy file named by `config` and checks it against the partner registry:
+/// a policy for an unregistered agency, or for this node itself, is an error; a
+/// registered partner without a policy is a warning (it gets nothing).
+pub fn load_policy(config: &Config) -> Result<(PolicySet, Vec<PolicyWarning>), PolicyErrors> {
+    let (set, mut warnings) = PolicySet::load(&config.policy)?;
+    let file = config.policy.as_path();
+    let mut errors = Vec::new();
+    let in_policy = set.partners();
+    for agency in &in_policy {
+        if *agency == config.agency {
+            let expected = format!("a partner agency, not this node's own ({agency})");
+            errors.push(PolicyError::new(file, 0, "partner.agency", expected));
+        } else if config.partner(agency).is_none() {
+            let expected = format!(
+                "an agency registered in {}; {agency} is not a registered partner",
+                config.file.display()
+            );
+            errors.push(PolicyError::new(file, 0, "partner.agency", expected));
+        }
+    }
+    for partner in &config.partners {
+        if !in_policy.contains(&partner.agency) {
+            warnings.push(PolicyWarning {
+                file: file.to_owned(),
+                line: 0,
+                message: format!(
+                    "registered partner {} has no policy: nothing is sent to it or accepted from it",
+                    partner.agency
+                ),
+            });
+        }
+    }
+    if errors.is_empty() {
+        Ok((set, warnings))
+    } else {
+        Err(PolicyErrors(errors))
     }
 }
 

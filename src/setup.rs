@@ -29,7 +29,6 @@ use zeroize::Zeroizing;
 
 use crate::{
     identity::{self, EncryptionKey, IdentityError, KeyId, SigningKey},
-    sharing::ShareKind,
     tls::{self, AGENCY_URI_PREFIX},
 };
 
@@ -398,6 +397,7 @@ impl fmt::Display for InitSummary {
 mod layout {
     pub const CONFIG: &str = "entente.toml";
     pub const PUBLIC: &str = "public.toml";
+    pub const POLICY: &str = "policy.toml";
     pub const SIGNING_KEY: &str = "keys/signing.pem";
     pub const ENCRYPTION_KEY: &str = "keys/encryption.pem";
     pub const CERT: &str = "tls/node.crt";
@@ -420,6 +420,7 @@ pub fn init_node(dir: &Path, options: &InitOptions) -> Result<InitSummary, Setup
     let mut targets = vec![
         layout::CONFIG,
         layout::PUBLIC,
+        layout::POLICY,
         layout::SIGNING_KEY,
         layout::ENCRYPTION_KEY,
         layout::CERT,
@@ -443,6 +444,7 @@ pub fn init_node(dir: &Path, options: &InitOptions) -> Result<InitSummary, Setup
         node.write_private(layout::CA_KEY, &ca.key_pem())?;
     }
     node.write_public(layout::PUBLIC, &public_entry_file(&node.entry))?;
+    node.write_public(layout::POLICY, POLICY_TEMPLATE)?;
     // The config last: its presence marks a complete node.
     let config = node_config(&node, NODE_HEADER, &[]) + PARTNER_TEMPLATE;
     node.write_public(layout::CONFIG, &config)?;
@@ -603,8 +605,8 @@ const NODE_HEADER: &str = "\
 ";
 
 const PARTNER_TEMPLATE: &str = r#"
-# Register a partner by pasting the entry from its public.toml, then choose what this
-# node may send it in `share`; an empty list sends nothing.
+# Register a partner by pasting the entry from its public.toml, then decide in
+# policy.toml what this node sends it and accepts from it (nothing, until you do).
 #
 # [[partners]]
 # agency = "DE-BAFA"
@@ -613,41 +615,58 @@ const PARTNER_TEMPLATE: &str = r#"
 # encryption_key = "x25519:BASE64"
 # cert_fingerprint = "sha256:HEX"
 # ca = "tls/partner-ca.crt"   # only when its certificate comes from another CA
-# share = ["denial-notification", "enforcement-alert"]
+"#;
+
+/// The policy file `init` writes: nothing is shared or accepted until the operator
+/// writes rules (see docs/policies.md).
+const POLICY_TEMPLATE: &str = r#"# Sharing policy: what this node sends each partner, in what form, and what it
+# accepts from each. No rule, no sharing: a partner without an entry gets nothing.
+# Check with `entente policy check --config entente.toml`; see docs/policies.md.
+version = 1
+
+# [[partner]]
+# agency = "DE-BAFA"
+# accept = ["denial-notification", "enforcement-alert"]
+#
+#   [[partner.rule]]
+#   id = "denials"
+#   kinds = ["denial-notification"]
+#   tlp_max = "AMBER"
+#   action = "share"
+#   redact = ["subjects[].identifiers"]
 "#;
 
 /// The text of a node's `entente.toml` with the given partners.
-fn node_config(node: &NodeDir, header: &str, partners: &[(&PartnerEntry, &[ShareKind])]) -> String {
+fn node_config(node: &NodeDir, header: &str, partners: &[&PartnerEntry]) -> String {
     let mut text = format!(
-        "{header}\n[node]\nagency = {}\ndata_dir = \"data\"\nlisten = {}\n\n\
+        "{header}\n[node]\nagency = {}\ndata_dir = \"data\"\nlisten = {}\npolicy = {}\n\n\
          [keys]\nsigning = {}\nencryption = {}\n\n[tls]\ncert = {}\nkey = {}\nca = {}\n",
         quoted(&node.entry.agency),
         quoted(&node.listen.to_string()),
+        quoted(layout::POLICY),
         quoted(layout::SIGNING_KEY),
         quoted(layout::ENCRYPTION_KEY),
         quoted(layout::CERT),
         quoted(layout::KEY),
         quoted(layout::CA_CERT),
     );
-    for (entry, share) in partners {
+    for entry in partners {
         text.push('\n');
-        text.push_str(&partner_block(entry, share));
+        text.push_str(&partner_block(entry));
     }
     text
 }
 
 /// A `[[partners]]` block for `entry`.
-fn partner_block(entry: &PartnerEntry, share: &[ShareKind]) -> String {
-    let share: Vec<String> = share.iter().map(|k| quoted(k.name())).collect();
+fn partner_block(entry: &PartnerEntry) -> String {
     format!(
         "[[partners]]\nagency = {}\nendpoint = {}\nsigning_key = {}\nencryption_key = {}\n\
-         cert_fingerprint = {}\nshare = [{}]\n",
+         cert_fingerprint = {}\n",
         quoted(&entry.agency),
         quoted(&entry.endpoint),
         quoted(&identity::public_key_text("ed25519", &entry.signing)),
         quoted(&identity::public_key_text("x25519", &entry.encryption)),
         quoted(&format!("sha256:{}", hex::encode(entry.cert_fingerprint))),
-        share.join(", "),
     )
 }
 
@@ -655,9 +674,9 @@ fn public_entry_file(entry: &PartnerEntry) -> String {
     format!(
         "# The entry that registers {agency} as a partner. Paste it into the partner's\n\
          # entente.toml, check that `endpoint` is an address the partner can reach and that\n\
-         # its host is among this node's certificate names, and fill in `share`: the item\n\
-         # kinds the partner may send to {agency}.\n\n{}",
-        partner_block(entry, &[]),
+         # its host is among this node's certificate names. Then write in the partner's\n\
+         # policy.toml what it sends to {agency} and accepts from it.\n\n{}",
+        partner_block(entry),
         agency = entry.agency,
     )
 }
@@ -672,32 +691,123 @@ const EXAMPLE_HEADER: &str = "\
 struct ExampleNode {
     agency: &'static str,
     port: u16,
-    /// Each partner, and the item kinds this node may send it.
-    shares: &'static [(&'static str, &'static [ShareKind])],
+    /// Its partners.
+    partners: &'static [&'static str],
+    /// Its sharing policy.
+    policy: &'static str,
 }
 
-/// The nodes of the example federation, with their interim sharing lists.
-const EXAMPLE_NODES: [ExampleNode; 3] = {
-    use ShareKind::{DenialNotification as Denial, EnforcementAlert as Alert};
-    const ALL: &[ShareKind] = &ShareKind::ALL;
-    [
-        ExampleNode {
-            agency: "US-BIS",
-            port: 7401,
-            shares: &[("DE-BAFA", ALL), ("JP-METI", &[Denial, Alert])],
-        },
-        ExampleNode {
-            agency: "DE-BAFA",
-            port: 7402,
-            shares: &[("US-BIS", ALL), ("JP-METI", &[Alert])],
-        },
-        ExampleNode {
-            agency: "JP-METI",
-            port: 7403,
-            shares: &[("US-BIS", &[Denial, Alert]), ("DE-BAFA", &[Denial, Alert])],
-        },
-    ]
-};
+/// The nodes of the example federation and their policies. They show a bilateral MOU with
+/// redaction (US-BIS to DE-BAFA), a partner that only takes denials and alerts (JP-METI),
+/// an explicit deny rule, and an inbound refusal (JP-METI does not accept STRs).
+const EXAMPLE_NODES: [ExampleNode; 3] = [
+    ExampleNode {
+        agency: "US-BIS",
+        port: 7401,
+        partners: &["DE-BAFA", "JP-METI"],
+        policy: r#"version = 1
+
+# DE-BAFA: bilateral MOU. STRs go without personal identifiers or the case reference,
+# with addresses reduced to their country and values rounded down to their decade.
+[[partner]]
+agency = "DE-BAFA"
+accept = ["suspicious-transaction", "denial-notification", "enforcement-alert"]
+
+  [[partner.rule]]
+  id = "strs-without-identifiers"
+  kinds = ["suspicious-transaction"]
+  tlp_max = "AMBER"
+  action = "share"
+  redact = ["subjects[].identifiers", "reference"]
+  generalise = ["subjects[].addresses", "goods[].value"]
+
+  [[partner.rule]]
+  id = "denials-and-alerts"
+  kinds = ["denial-notification", "enforcement-alert"]
+  tlp_max = "AMBER"
+  action = "share"
+
+# JP-METI: denial notifications and enforcement alerts only.
+[[partner]]
+agency = "JP-METI"
+accept = ["denial-notification", "enforcement-alert"]
+
+  [[partner.rule]]
+  id = "denials-and-alerts"
+  kinds = ["denial-notification", "enforcement-alert"]
+  tlp_max = "AMBER"
+  action = "share"
+"#,
+    },
+    ExampleNode {
+        agency: "DE-BAFA",
+        port: 7402,
+        partners: &["US-BIS", "JP-METI"],
+        policy: r#"version = 1
+
+[[partner]]
+agency = "US-BIS"
+accept = ["suspicious-transaction", "denial-notification", "enforcement-alert"]
+
+  [[partner.rule]]
+  id = "all-up-to-amber"
+  kinds = ["suspicious-transaction", "denial-notification", "enforcement-alert"]
+  tlp_max = "AMBER"
+  action = "share"
+
+# JP-METI: alerts, and STRs about goods of Wassenaar categories 2B and 3A.
+[[partner]]
+agency = "JP-METI"
+accept = ["denial-notification", "enforcement-alert"]
+
+  [[partner.rule]]
+  id = "alerts"
+  kinds = ["enforcement-alert"]
+  tlp_max = "AMBER"
+  action = "share"
+
+  [[partner.rule]]
+  id = "strs-machine-tools-and-electronics"
+  kinds = ["suspicious-transaction"]
+  control_entries = ["2B*", "3A*"]
+  tlp_max = "AMBER"
+  action = "share"
+"#,
+    },
+    ExampleNode {
+        agency: "JP-METI",
+        port: 7403,
+        partners: &["US-BIS", "DE-BAFA"],
+        policy: r#"version = 1
+
+[[partner]]
+agency = "US-BIS"
+accept = ["suspicious-transaction", "denial-notification", "enforcement-alert"]
+
+  # STRs stay with JP-METI under its national law; the rule says so explicitly.
+  [[partner.rule]]
+  id = "no-strs"
+  kinds = ["suspicious-transaction"]
+  action = "deny"
+
+  [[partner.rule]]
+  id = "denials-and-alerts"
+  kinds = ["denial-notification", "enforcement-alert"]
+  tlp_max = "AMBER"
+  action = "share"
+
+[[partner]]
+agency = "DE-BAFA"
+accept = ["suspicious-transaction", "denial-notification", "enforcement-alert"]
+
+  [[partner.rule]]
+  id = "denials-and-alerts"
+  kinds = ["denial-notification", "enforcement-alert"]
+  tlp_max = "AMBER"
+  action = "share"
+"#,
+    },
+];
 
 /// The agency whose valid certificate shows that an unregistered agency is refused.
 const UNREGISTERED_AGENCY: &str = "KP-UNREG";
@@ -726,14 +836,16 @@ pub fn write_example(dir: &Path) -> Result<(), SetupError> {
     }
     let entries: Vec<PartnerEntry> = nodes.iter().map(|n| n.entry.clone()).collect();
     for (node, example) in nodes.iter_mut().zip(EXAMPLE_NODES) {
-        let partners: Vec<(&PartnerEntry, &[ShareKind])> = example
-            .shares
+        let partners: Vec<&PartnerEntry> = example
+            .partners
             .iter()
-            .filter_map(|(agency, kinds)| {
-                Some((entries.iter().find(|e| e.agency == *agency)?, *kinds))
-            })
+            .filter_map(|agency| entries.iter().find(|e| e.agency == *agency))
             .collect();
         let config = node_config(node, EXAMPLE_HEADER, &partners);
+        node.write_public(
+            layout::POLICY,
+            &format!("{EXAMPLE_HEADER}\n{}", example.policy),
+        )?;
         node.write_public(layout::CONFIG, &config)?;
     }
     write_unregistered(&dir.join("unregistered"), &ca)?;
@@ -913,7 +1025,8 @@ mod tests {
         assert_eq!(partner.keys.signing_key_id(), us.signing_key_id);
         assert_eq!(partner.keys.encryption_key_id(), us.encryption_key_id);
         assert_eq!(partner.cert_fingerprint, Some(us.cert_fingerprint));
-        assert!(partner.share.is_empty());
+        let (policy, _) = crate::node::load_policy(&config).unwrap();
+        assert!(policy.partners().is_empty(), "a new node shares nothing");
     }
 
     #[test]
@@ -1021,13 +1134,13 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         write_example(dir.path()).unwrap();
         check_example(dir.path());
-        let us = Config::load(&dir.path().join("us-bis").join(layout::CONFIG)).unwrap();
-        let jp = us.partner("JP-METI").unwrap();
-        assert_eq!(
-            jp.share,
-            [ShareKind::DenialNotification, ShareKind::EnforcementAlert]
-        );
-        assert_eq!(us.partner("DE-BAFA").unwrap().share, ShareKind::ALL);
+        for node in EXAMPLE_NODES {
+            let dir = dir.path().join(node.agency.to_lowercase());
+            let config = Config::load(&dir.join(layout::CONFIG)).unwrap();
+            let (policy, warnings) = crate::node::load_policy(&config).unwrap();
+            assert!(warnings.is_empty(), "{}: {warnings:?}", node.agency);
+            assert_eq!(policy.partners(), node.partners);
+        }
         let header = fs::read_to_string(dir.path().join("jp-meti").join(layout::CONFIG)).unwrap();
         assert!(header.starts_with("# EXAMPLE MATERIAL ONLY"));
         let err = write_example(dir.path()).unwrap_err();

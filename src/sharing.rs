@@ -1,7 +1,7 @@
-//! The interim sharing rule: each partner entry names the item kinds this node may send it.
+//! The report kinds by the names used in policy files, report JSON and the command line.
 //!
-//! Nothing leaves without a matching entry (default deny). The sharing-policy engine
-//! replaces this module; until then it is the one place that decides what goes where.
+//! What may be shared with whom is decided by [`crate::policy`]; this module only names
+//! the kinds.
 
 use std::{fmt, str::FromStr};
 
@@ -70,30 +70,9 @@ impl FromStr for ShareKind {
     }
 }
 
-/// Whether an item of `kind` may be sent to a partner whose allow list is `allowed`.
-pub fn may_share(allowed: &[ShareKind], kind: ItemKind) -> bool {
-    ShareKind::from_item_kind(kind).is_some_and(|k| allowed.contains(&k))
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    #[test]
-    fn an_empty_allow_list_shares_nothing() {
-        for kind in ShareKind::ALL {
-            assert!(!may_share(&[], kind.item_kind()));
-        }
-    }
-
-    #[test]
-    fn only_listed_kinds_are_shared() {
-        let allowed = [ShareKind::DenialNotification];
-        assert!(may_share(&allowed, ItemKind::DenialNotification));
-        assert!(!may_share(&allowed, ItemKind::SuspiciousTransaction));
-        assert!(!may_share(&allowed, ItemKind::Unspecified));
-        assert!(!may_share(&allowed, ItemKind::WatchlistDelta));
-    }
 
     #[test]
     fn kind_names_round_trip() {

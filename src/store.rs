@@ -4,7 +4,7 @@
 //!
 //! | tree | key | value |
 //! | --- | --- | --- |
-//! | `items` | item id (16) ‖ origin agency | [`StoredItem`] |
+//! | `items` | item id (16) ‖ sender agency | [`StoredItem`] |
 //! | `outbox` | partner ‖ 0x00 ‖ item id (16) | encoded `pb::Envelope`, sealed for that partner |
 //! | `deliveries` | item id (16) ‖ partner | [`DeliveryRecord`] |
 //! | `seen` | sender ‖ 0x00 ‖ item id (16) | envelope digest (32) |
@@ -99,6 +99,10 @@ pub struct StoredItem {
     /// True when this node's agency created it.
     #[prost(bool, tag = "8")]
     pub own: bool,
+    /// The agency that delivered it (this node's own agency for own items). Together with
+    /// the item id it is the item's key: a sender vouches only for what it sent.
+    #[prost(string, tag = "9")]
+    pub sender: String,
 }
 
 impl StoredItem {
@@ -125,6 +129,38 @@ pub struct DeliveryRecord {
     /// Digest of the envelope sealed for the partner.
     #[prost(bytes = "vec", tag = "4")]
     pub envelope_digest: Vec<u8>,
+    /// The policy rule that decided, if a rule did.
+    #[prost(string, tag = "5")]
+    pub rule: String,
+    /// Field paths removed or generalised in the partner's copy.
+    #[prost(string, repeated, tag = "6")]
+    pub redactions: Vec<String>,
+}
+
+/// An envelope sealed for one partner under one policy decision.
+#[derive(Debug, Clone)]
+pub struct Sealed {
+    /// The partner.
+    pub partner: String,
+    /// The envelope (holding the partner's redacted copy).
+    pub envelope: pb::Envelope,
+    /// Its digest.
+    pub digest: [u8; 32],
+    /// The rule that allowed it.
+    pub rule: String,
+    /// Field paths removed or generalised.
+    pub redactions: Vec<String>,
+}
+
+/// A partner the policy kept an item from.
+#[derive(Debug, Clone)]
+pub struct Withheld {
+    /// The partner.
+    pub partner: String,
+    /// Why.
+    pub reason: String,
+    /// The deny rule, if a rule decided.
+    pub rule: String,
 }
 
 /// One envelope waiting in a partner's outbox.
@@ -224,45 +260,85 @@ impl Store {
     pub fn submit(
         &self,
         item: &StoredItem,
-        sealed: &[(String, pb::Envelope, [u8; 32])],
-        withheld: &[(String, String)],
+        sealed: &[Sealed],
+        withheld: &[Withheld],
+    ) -> Result<()> {
+        let events = vec![Event::new(
+            audit::Action::Submitted,
+            &item.origin,
+            &ulid_text(&id16(&item.item_id)),
+            "",
+        )];
+        self.share(item, Some(item), sealed, withheld, events)
+    }
+
+    /// Queues more envelopes of an item already held (shared again under the current
+    /// policy) and records the decisions, in one transaction.
+    pub fn share_again(
+        &self,
+        item: &StoredItem,
+        sealed: &[Sealed],
+        withheld: &[Withheld],
+    ) -> Result<()> {
+        self.share(item, None, sealed, withheld, Vec::new())
+    }
+
+    fn share(
+        &self,
+        item: &StoredItem,
+        insert: Option<&StoredItem>,
+        sealed: &[Sealed],
+        withheld: &[Withheld],
+        mut events: Vec<Event>,
     ) -> Result<()> {
         let id = id16(&item.item_id);
         let id_text = ulid_text(&id);
         let now = crate::now_ms();
-        let mut events = vec![Event::new(
-            audit::Action::Submitted,
-            &item.origin,
-            &id_text,
-            "",
-        )];
         let mut records = Vec::new();
         let mut queued = Vec::new();
-        for (partner, envelope, digest) in sealed {
-            queued.push((outbox_key(partner, &id), envelope.encode_to_vec()));
-            records.push((
-                delivery_key(&id, partner),
-                record("queued", "", now, digest),
+        for s in sealed {
+            queued.push((outbox_key(&s.partner, &id), s.envelope.encode_to_vec()));
+            let record = DeliveryRecord {
+                state: "queued".into(),
+                detail: String::new(),
+                updated_at_ms: now,
+                envelope_digest: s.digest.to_vec(),
+                rule: s.rule.clone(),
+                redactions: s.redactions.clone(),
+            };
+            records.push((delivery_key(&id, &s.partner), record.encode_to_vec()));
+            let detail = format!("rule {}; redacted: {}", s.rule, s.redactions.join(", "));
+            events.push(Event::new(
+                audit::Action::Queued,
+                &s.partner,
+                &id_text,
+                detail,
             ));
-            events.push(Event::new(audit::Action::Queued, partner, &id_text, ""));
         }
-        for (partner, reason) in withheld {
-            records.push((
-                delivery_key(&id, partner),
-                record("withheld", reason, now, &[]),
-            ));
+        for w in withheld {
+            let record = DeliveryRecord {
+                state: "withheld".into(),
+                detail: w.reason.clone(),
+                updated_at_ms: now,
+                envelope_digest: Vec::new(),
+                rule: w.rule.clone(),
+                redactions: Vec::new(),
+            };
+            records.push((delivery_key(&id, &w.partner), record.encode_to_vec()));
             events.push(Event::new(
                 audit::Action::Withheld,
-                partner,
+                &w.partner,
                 &id_text,
-                reason.as_str(),
+                w.reason.as_str(),
             ));
         }
-        let key = item_key(&id, &item.origin);
-        let value = item.encode_to_vec();
+        let key = item_key(&id, &item.sender);
+        let value = insert.map(|i| i.encode_to_vec());
         (&self.items, &self.outbox, &self.deliveries, &self.audit)
             .transaction(|(items, outbox, deliveries, log)| {
-                items.insert(key.as_slice(), value.as_slice())?;
+                if let Some(value) = &value {
+                    items.insert(key.as_slice(), value.as_slice())?;
+                }
                 for (k, v) in &queued {
                     outbox.insert(k.as_slice(), v.as_slice())?;
                 }
@@ -290,7 +366,7 @@ impl Store {
                         Some(_) => Received::Replay,
                         None => {
                             seen.insert(seen_key.as_slice(), &incoming.digest[..])?;
-                            let key = item_key(&id, &incoming.item.origin);
+                            let key = item_key(&id, sender);
                             items.insert(key.as_slice(), incoming.item.encode_to_vec())?;
                             Received::Stored
                         }
@@ -378,13 +454,14 @@ impl Store {
                         continue; // already settled by an earlier receipt
                     }
                     let key = delivery_key(id, partner);
-                    let digest = match deliveries.get(key.as_slice())? {
-                        Some(v) => DeliveryRecord::decode(v.as_ref())
-                            .map(|r| r.envelope_digest)
-                            .unwrap_or_default(),
-                        None => Vec::new(),
+                    let mut record = match deliveries.get(key.as_slice())? {
+                        Some(v) => DeliveryRecord::decode(v.as_ref()).unwrap_or_default(),
+                        None => DeliveryRecord::default(),
                     };
-                    deliveries.insert(key, record(state, detail, now, &digest))?;
+                    record.state = state.to_owned();
+                    record.detail = detail.to_owned();
+                    record.updated_at_ms = now;
+                    deliveries.insert(key, record.encode_to_vec())?;
                     events.push(Event::new(action, partner, &ulid_text(id), detail));
                 }
                 append_audit(log, &events)?;
@@ -418,16 +495,14 @@ impl Store {
         self.items.len()
     }
 
-    /// The item with this id from `origin`, if held.
-    pub fn item(&self, id: &[u8; 16], origin: &str) -> Result<Option<StoredItem>> {
-        match self
-            .items
-            .get(item_key(id, origin))
-            .map_err(sled_err("get item"))?
-        {
-            Some(v) => Ok(Some(decode(&v, "get item", "items")?)),
-            None => Ok(None),
+    /// Every held copy of the item with this id (one per sender that delivered it).
+    pub fn item(&self, id: &[u8; 16]) -> Result<Vec<StoredItem>> {
+        let mut out = Vec::new();
+        for entry in self.items.scan_prefix(id) {
+            let (_, value) = entry.map_err(sled_err("get item"))?;
+            out.push(decode(&value, "get item", "items")?);
         }
+        Ok(out)
     }
 
     /// Delivery records of an own item, by partner.
@@ -536,16 +611,6 @@ fn append_audit(
     Ok(())
 }
 
-fn record(state: &str, detail: &str, now: i64, digest: &[u8]) -> Vec<u8> {
-    DeliveryRecord {
-        state: state.to_owned(),
-        detail: detail.to_owned(),
-        updated_at_ms: now,
-        envelope_digest: digest.to_vec(),
-    }
-    .encode_to_vec()
-}
-
 fn u64_be(bytes: &[u8]) -> u64 {
     let mut b = [0u8; 8];
     b.copy_from_slice(&bytes[..8]);
@@ -611,6 +676,7 @@ mod tests {
             kind: pb::ItemKind::DenialNotification as i32,
             created_at_ms: 1_700_000_000_000,
             own: origin == OWN,
+            sender: origin.to_owned(),
             ..Default::default()
         }
     }
@@ -630,11 +696,21 @@ mod tests {
     fn submit(store: &Store, n: u8, partners: &[&str], withheld: &[&str]) {
         let sealed: Vec<_> = partners
             .iter()
-            .map(|p| (p.to_string(), envelope(p, n), [n; 32]))
+            .map(|p| Sealed {
+                partner: p.to_string(),
+                envelope: envelope(p, n),
+                digest: [n; 32],
+                rule: "all".into(),
+                redactions: vec!["narrative".into()],
+            })
             .collect();
         let withheld: Vec<_> = withheld
             .iter()
-            .map(|p| (p.to_string(), "kind not shared".to_owned()))
+            .map(|p| Withheld {
+                partner: p.to_string(),
+                reason: "kind not shared".to_owned(),
+                rule: String::new(),
+            })
             .collect();
         store.submit(&item(OWN, n), &sealed, &withheld).unwrap();
     }
@@ -710,7 +786,7 @@ mod tests {
     fn submit_stores_the_item_and_queues_an_envelope_per_allowed_partner() {
         let (_dir, store) = open();
         submit(&store, 1, &["DE-BAFA", "JP-METI"], &[]);
-        assert_eq!(store.item(&id(1), OWN).unwrap(), Some(item(OWN, 1)));
+        assert_eq!(store.item(&id(1)).unwrap(), vec![item(OWN, 1)]);
         for partner in ["DE-BAFA", "JP-METI"] {
             let batch = store.outbox_batch(partner, None, 10).unwrap();
             assert_eq!(batch.len(), 1);
@@ -849,10 +925,7 @@ mod tests {
             [Received::Stored, Received::Duplicate, Received::Replay]
         );
         assert_eq!(store.item_count(), 1);
-        assert_eq!(
-            store.item(&id(1), "DE-BAFA").unwrap(),
-            Some(item("DE-BAFA", 1))
-        );
+        assert_eq!(store.item(&id(1)).unwrap(), vec![item("DE-BAFA", 1)]);
         assert_eq!(actions(&store), ["received", "received", "refused"]);
     }
 
@@ -883,7 +956,13 @@ mod tests {
             .unwrap();
         assert_eq!([a, b].concat(), [Received::Stored, Received::Stored]);
         assert_eq!(store.item_count(), 2);
-        assert!(store.item(&id(1), "JP-METI").unwrap().is_some());
+        let senders: Vec<String> = store
+            .item(&id(1))
+            .unwrap()
+            .into_iter()
+            .map(|i| i.sender)
+            .collect();
+        assert_eq!(senders, ["DE-BAFA", "JP-METI"]);
     }
 
     #[test]

@@ -2,8 +2,8 @@
 //! tests and anyone who wants several nodes on one machine.
 //!
 //! Every member gets fresh keys and a certificate from one fresh CA, a listener bound to a
-//! free port on 127.0.0.1, and every other member registered as a partner with the given
-//! share list. The CA is left in `dir` (`ca.crt`, `ca.key`) so tests can issue more
+//! free port on 127.0.0.1, every other member registered as a partner, and a policy file
+//! that shares and accepts the given kinds with each of them. The CA is left in `dir` (`ca.crt`, `ca.key`) so tests can issue more
 //! certificates from it. Nothing here is fit for production.
 
 use std::path::Path;
@@ -57,11 +57,13 @@ pub async fn federation(
                     keys: keys.clone(),
                     ca: None,
                     cert_fingerprint: None,
-                    share: share.to_vec(),
                 })
             })
             .collect::<Result<Vec<_>, _>>()?;
-        members.push((member_config(dir, agency, listener.local_addr()?), partners));
+        let config = member_config(dir, agency, listener.local_addr()?);
+        let others: Vec<&str> = partners.iter().map(|p| p.agency.as_str()).collect();
+        std::fs::write(&config.policy, share_policy(&others, share))?;
+        members.push((config, partners));
     }
     Ok(built
         .into_iter()
@@ -71,6 +73,24 @@ pub async fn federation(
             Member { config, listener }
         })
         .collect())
+}
+
+/// A policy that shares and accepts `kinds` with each of `partners`, without redaction.
+pub fn share_policy(partners: &[&str], kinds: &[ShareKind]) -> String {
+    let kinds: Vec<String> = kinds.iter().map(|k| format!("\"{}\"", k.name())).collect();
+    let kinds = kinds.join(", ");
+    let mut text = String::from("version = 1\n");
+    for partner in partners {
+        text.push_str(&format!(
+            "\n[[partner]]\nagency = \"{partner}\"\naccept = [{kinds}]\n"
+        ));
+        if !kinds.is_empty() {
+            text.push_str(&format!(
+                "  [[partner.rule]]\n  id = \"all\"\n  kinds = [{kinds}]\n  action = \"share\"\n"
+            ));
+        }
+    }
+    text
 }
 
 fn member_dir(dir: &Path, agency: &str) -> std::path::PathBuf {
@@ -102,6 +122,7 @@ fn member_config(dir: &Path, agency: &str, listen: std::net::SocketAddr) -> Conf
         agency: agency.to_owned(),
         data_dir: d.join("data"),
         listen,
+        policy: d.join("policy.toml"),
         max_message_bytes: DEFAULT_MAX_MESSAGE_BYTES,
         signing_key: d.join("signing.pem"),
         encryption_key: d.join("encryption.pem"),

@@ -70,13 +70,14 @@ fn two_nodes(dir: &Path) -> (PathBuf, PathBuf) {
         "{}",
         String::from_utf8_lossy(&out.stderr)
     );
-    let all = r#"share = ["suspicious-transaction", "denial-notification", "enforcement-alert"]"#;
-    for (me, other) in [(&a, &b), (&b, &a)] {
+    for (me, other, agency) in [(&a, &b, "BB-TWO"), (&b, &a, "AA-ONE")] {
         let entry = std::fs::read_to_string(other.join("public.toml")).unwrap();
         let mut config = std::fs::read_to_string(me.join("entente.toml")).unwrap();
         config.push('\n');
-        config.push_str(&entry.replace("share = []", all));
+        config.push_str(&entry);
         std::fs::write(me.join("entente.toml"), config).unwrap();
+        let policy = entente::testbed::share_policy(&[agency], &entente::sharing::ShareKind::ALL);
+        std::fs::write(me.join("policy.toml"), policy).unwrap();
     }
     (a.join("entente.toml"), b.join("entente.toml"))
 }

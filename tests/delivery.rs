@@ -57,10 +57,14 @@ async fn reports_reach_every_partner_and_receipts_mark_them_delivered() {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn a_kind_missing_from_the_share_list_is_withheld() {
+async fn a_kind_no_policy_rule_allows_is_withheld() {
     let dir = tempfile::tempdir().unwrap();
-    let mut members = federation(dir.path(), &["AA-ONE", "BB-TWO"]).await;
-    members[0].config.partners[0].share = vec![entente::sharing::ShareKind::DenialNotification];
+    let members = federation(dir.path(), &["AA-ONE", "BB-TWO"]).await;
+    let denials_only = entente::testbed::share_policy(
+        &["BB-TWO"],
+        &[entente::sharing::ShareKind::DenialNotification],
+    );
+    std::fs::write(&members[0].config.policy, denials_only).unwrap();
     let nodes = start_all(members).await;
     let sender = nodes[0].shared().clone();
     let s = sender

@@ -542,6 +542,7 @@ fn vector_payload() -> pb::Item {
             denial_date: "2025-06-02".into(),
             ..Default::default()
         })),
+        originator: String::new(),
     }
 }
 

@@ -102,6 +102,7 @@ async fn a_bad_signature_is_refused() {
             pb::ItemKind::EnforcementAlert,
             "forged",
         ))),
+        originator: String::new(),
     }
     .encode_to_vec();
     env = envelope::seal_with_header(header, &rogue, &f.b().identity.public_keys(), &payload)
@@ -167,6 +168,7 @@ async fn a_replayed_item_id_with_other_content_is_refused() {
             pb::ItemKind::EnforcementAlert,
             "other",
         ))),
+        originator: String::new(),
     }
     .encode_to_vec();
     let replay = envelope::seal_with_header(

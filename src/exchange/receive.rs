@@ -375,6 +375,20 @@ fn open_one(
             ),
         ));
     }
+    // The inbound policy is checked on the clear header first, so that an unwanted kind
+    // costs no decryption; the kind is authenticated by `open` before anything is stored.
+    let kind = pb::ItemKind::try_from(env.kind).unwrap_or_default();
+    if !shared.policy().accepts(&partner.agency, kind) {
+        return Err((
+            pb::RefusalReason::NotAccepted,
+            format!(
+                "{} does not accept {} from {}",
+                shared.config.agency,
+                report::kind_name(kind),
+                partner.agency
+            ),
+        ));
+    }
     let opened = envelope::open(&shared.identity, &partner.keys, env)
         .map_err(|e| (e.reason(), e.to_string()))?;
     let report = match opened.item.body.as_ref() {
@@ -383,11 +397,20 @@ fn open_one(
     };
     report::validate(report, &format!("item from {}", partner.agency))
         .map_err(|e| (pb::RefusalReason::Malformed, e.to_string()))?;
+    let origin = match opened.item.originator.as_str() {
+        "" => opened.header.sender.clone(),
+        other => {
+            crate::identity::validate_agency_id(other)
+                .map_err(|e| (pb::RefusalReason::Malformed, format!("originator: {e}")))?;
+            other.to_owned()
+        }
+    };
     let digest = envelope::envelope_digest(env);
     Ok(Incoming {
         digest,
         item: StoredItem {
-            origin: opened.header.sender.clone(),
+            origin,
+            sender: opened.header.sender.clone(),
             item_id: opened.header.item_id.to_vec(),
             kind: opened.header.kind as i32,
             created_at_ms: opened.header.created_at_ms,

@@ -22,7 +22,7 @@ pub struct PolicyError {
 
 impl PolicyError {
     /// An error at `line` of `file`.
-    pub(super) fn new(file: &Path, line: usize, key: &str, expected: impl Into<String>) -> Self {
+    pub fn new(file: &Path, line: usize, key: &str, expected: impl Into<String>) -> Self {
         Self {
             file: file.to_owned(),
             line,
