@@ -50,6 +50,8 @@ pub enum Action {
     Received,
     /// An item or connection from a peer was refused.
     Refused,
+    /// Someone on the node's host listed or read items.
+    Query,
 }
 
 impl Action {
@@ -63,6 +65,7 @@ impl Action {
             Action::RefusedByPartner => "refused-by-partner",
             Action::Received => "received",
             Action::Refused => "refused",
+            Action::Query => "query",
         }
     }
 }

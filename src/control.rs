@@ -149,6 +149,20 @@ pub fn submit_response(s: crate::node::Submitted) -> pb::SubmitReportResponse {
     }
 }
 
+/// Records a query in the audit log. Whoever reaches the control socket or the store
+/// is the operating-system user that runs the node, so the entry names the local host.
+pub fn record_query(store: &store::Store, what: &str, detail: &str) {
+    let event = crate::audit::Event::new(
+        crate::audit::Action::Query,
+        "local",
+        "",
+        format!("{what} {detail}").trim_end().to_owned(),
+    );
+    if let Err(e) = store.record(&[event]) {
+        tracing::error!(error = %e, "cannot write the audit log");
+    }
+}
+
 /// Item summaries, newest first; the same for the socket and for a stopped node.
 pub fn list_items(
     store: &store::Store,

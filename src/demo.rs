@@ -37,7 +37,7 @@ type DemoResult<T> = Result<T, Box<dyn std::error::Error>>;
 const AGENCIES: [&str; 3] = ["US-BIS", "DE-BAFA", "JP-METI"];
 
 /// Sample reports and who submits them.
-const SUBMISSIONS: [(&str, &str); 4] = [
+const SUBMISSIONS: [(&str, &str); 5] = [
     (
         "US-BIS",
         include_str!("../examples/reports/str-front-company.json"),
@@ -52,6 +52,10 @@ const SUBMISSIONS: [(&str, &str); 4] = [
     ),
     (
         "JP-METI",
+        include_str!("../examples/reports/str-front-company.json"),
+    ),
+    (
+        "DE-BAFA",
         include_str!("../examples/reports/str-front-company.json"),
     ),
 ];
@@ -74,12 +78,16 @@ pub async fn run(json_output: bool) -> DemoResult<()> {
         ));
     }
     lines.push(String::new());
-    lines.push("Submissions (the share list in each partner entry decides; default deny):".into());
+    lines.push(
+        "Submissions (each node's policy.toml decides per partner; no rule, no sharing):".into(),
+    );
+    let mut submitted = Vec::new();
     for (agency, json_text) in SUBMISSIONS {
         let node = by_agency(&nodes, agency)?;
         let report = report::parse_report_json(json_text, "sample report")?;
         let title = report.title.clone();
         let s = node.shared().submit(report).await?;
+        submitted.push((agency, s.item_id));
         let withheld: Vec<_> = s
             .withheld_from
             .iter()
@@ -103,6 +111,7 @@ pub async fn run(json_output: bool) -> DemoResult<()> {
     } else {
         "Delivery: NOT COMPLETE within 30 s (see the log)".to_owned()
     });
+    let policy = policy_at_work(&nodes, &submitted, &mut lines).await?;
     let forged = try_forged_item(&material, &nodes).await;
     let unregistered = try_unregistered_agency(&material, &nodes).await;
     lines.push(String::new());
@@ -119,7 +128,7 @@ pub async fn run(json_output: bool) -> DemoResult<()> {
     for node in nodes {
         node.shutdown().await;
     }
-    let ok = delivered_all && forged.is_ok() && unregistered.is_ok();
+    let ok = delivered_all && policy.all() && forged.is_ok() && unregistered.is_ok();
     if json_output {
         println!(
             "{}",
@@ -127,6 +136,12 @@ pub async fn run(json_output: bool) -> DemoResult<()> {
                 "ok": ok,
                 "nodes": counts,
                 "forged_item_refused": forged.is_ok(),
+            "policy": {
+                "redacted_fields_absent_at_receiver": policy.redaction,
+                "explicit_deny": policy.explicit_deny,
+                "third_party_rule_refused": policy.third_party,
+                "inbound_policy_refused": policy.inbound,
+            },
                 "unregistered_agency_refused": unregistered.is_ok(),
             })
         );
@@ -149,6 +164,118 @@ pub async fn run(json_output: bool) -> DemoResult<()> {
     } else {
         Err("the demo did not go as expected".into())
     }
+}
+
+/// What the policy part of the demo showed.
+struct PolicyShown {
+    redaction: bool,
+    explicit_deny: bool,
+    third_party: bool,
+    inbound: bool,
+}
+
+impl PolicyShown {
+    fn all(&self) -> bool {
+        self.redaction && self.explicit_deny && self.third_party && self.inbound
+    }
+}
+
+/// Shows redaction, an explicit deny rule, the third-party rule and an inbound refusal,
+/// each read back from the nodes' stores.
+async fn policy_at_work(
+    nodes: &[Node],
+    submitted: &[(&str, [u8; 16])],
+    lines: &mut Vec<String>,
+) -> DemoResult<PolicyShown> {
+    let (us, de, jp) = (
+        by_agency(nodes, "US-BIS")?.shared(),
+        by_agency(nodes, "DE-BAFA")?.shared(),
+        by_agency(nodes, "JP-METI")?.shared(),
+    );
+    let [us_str, _, _, jp_str, de_str] = [0, 1, 2, 3, 4].map(|i| submitted[i].1);
+    lines.push(String::new());
+    lines.push("Policy at work:".into());
+    // Redaction: US-BIS's original against the copy DE-BAFA stored.
+    let original = us.store.item(&us_str)?.into_iter().find(|i| i.own);
+    let copy = de.store.item(&us_str)?.into_iter().next();
+    let count = |item: &Option<crate::store::StoredItem>| {
+        item.as_ref().and_then(|i| i.report()).map(|r| {
+            let ids: usize = r.subjects.iter().map(|s| s.identifiers.len()).sum();
+            let streets: usize = r
+                .subjects
+                .iter()
+                .flat_map(|s| &s.addresses)
+                .map(|a| a.lines.len())
+                .sum();
+            (ids, streets, r.reference.clone())
+        })
+    };
+    let redaction = match (count(&original), count(&copy)) {
+        (Some((ids, streets, reference)), Some((0, 0, copy_ref)))
+            if ids > 0 && copy_ref.is_empty() =>
+        {
+            lines.push(format!(
+                "  redaction: US-BIS's STR holds {ids} identifier(s), {streets} street line(s) and \
+                 reference {reference:?};\n             DE-BAFA's copy holds none of them \
+                 (rule strs-without-identifiers; addresses reduced to their country)"
+            ));
+            true
+        }
+        _ => {
+            lines.push("  redaction: NOT SHOWN (DE-BAFA's copy is missing or unredacted)".into());
+            false
+        }
+    };
+    // An explicit deny rule.
+    let jp_record = jp.store.deliveries(&jp_str)?;
+    let explicit_deny = jp_record
+        .iter()
+        .any(|(p, r)| p == "US-BIS" && r.state == "withheld" && r.rule == "no-strs");
+    lines.push(format!(
+        "  explicit deny: JP-METI's STR withheld from US-BIS by rule no-strs: {}",
+        yes_no(explicit_deny)
+    ));
+    // The third-party rule: DE-BAFA tries to pass US-BIS's item on to JP-METI.
+    let onward = de.share_again(&crate::store::ulid_text(&us_str)).await?;
+    let third_party = onward
+        .decisions
+        .iter()
+        .find(|d| d.partner == "JP-METI")
+        .filter(|d| d.state == "withheld" && d.detail.contains("third-party rule"));
+    lines.push(format!(
+        "  third-party rule: DE-BAFA passes US-BIS's STR on to JP-METI: {}",
+        third_party.map_or("NOT REFUSED".to_owned(), |d| format!(
+            "withheld ({})",
+            d.detail
+        ))
+    ));
+    // The inbound policy: JP-METI does not accept STRs from DE-BAFA.
+    wait_for_delivery(nodes, Duration::from_secs(10)).await;
+    let inbound = de
+        .store
+        .deliveries(&de_str)?
+        .into_iter()
+        .find(|(p, _)| p == "JP-METI")
+        .filter(|(_, r)| r.state == "refused" && r.detail.contains("NOT_ACCEPTED"));
+    lines.push(format!(
+        "  inbound policy: JP-METI receives DE-BAFA's own STR: {}",
+        inbound
+            .as_ref()
+            .map_or("NOT REFUSED".to_owned(), |(_, r)| format!(
+                "refused ({})",
+                r.detail
+            ))
+    ));
+    Ok(PolicyShown {
+        redaction,
+        explicit_deny,
+        third_party: third_party.is_some(),
+        inbound: inbound.is_some(),
+    })
+}
+
+fn yes_no(shown: bool) -> &'static str {
+    if shown { "yes" } else { "NO" }
 }
 
 fn or_none(s: &str) -> &str {

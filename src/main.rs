@@ -4,14 +4,11 @@
 //! Each subcommand parses its arguments, calls the library, and prints the result; no
 //! decision is made here.
 
-use std::{
-    net::SocketAddr,
-    path::{Path, PathBuf},
-    process::ExitCode,
-};
+use std::{net::SocketAddr, path::PathBuf, process::ExitCode};
 
 use clap::{Parser, Subcommand};
-use entente::{config::Config, control, node, pb, report, store};
+
+mod cli;
 
 /// Entente: share signed, encrypted export-control intelligence with partner agencies.
 ///
@@ -27,7 +24,7 @@ struct Cli {
 }
 
 #[derive(Subcommand)]
-enum Command {
+pub(crate) enum Command {
     /// Create a new node: signing and encryption keys, a TLS certificate, and a config.
     Init(InitArgs),
     /// Run a node: accept partners' deliveries and deliver this node's outbox.
@@ -39,6 +36,9 @@ enum Command {
     /// Submit and list reports.
     #[command(subcommand)]
     Report(ReportCommand),
+    /// Check a sharing policy, see what a partner would receive, reload it.
+    #[command(subcommand)]
+    Policy(PolicyCommand),
     /// Inspect the audit log.
     #[command(subcommand)]
     Audit(AuditCommand),
@@ -57,7 +57,7 @@ enum Command {
 }
 
 #[derive(clap::Args)]
-struct InitArgs {
+pub(crate) struct InitArgs {
     /// Directory to create the node in (keys/, tls/, entente.toml, public.toml).
     #[arg(long)]
     dir: PathBuf,
@@ -80,7 +80,7 @@ struct InitArgs {
 }
 
 #[derive(Subcommand)]
-enum ReportCommand {
+pub(crate) enum ReportCommand {
     /// Submit a report (JSON; see examples/reports/) from this agency.
     Submit {
         /// The node's config file.
@@ -101,10 +101,65 @@ enum ReportCommand {
         #[arg(long)]
         json: bool,
     },
+    /// Show one item: handling, sender, sharing decisions per partner, and the report.
+    Show {
+        /// The node's config file.
+        #[arg(long, short, env = "ENTENTE_CONFIG")]
+        config: PathBuf,
+        /// The item id (as `report list` shows it).
+        id: String,
+        /// Print JSON.
+        #[arg(long)]
+        json: bool,
+    },
+    /// Run the sharing policy again for a held item (own or received) and queue it for
+    /// every partner that may now have it. A received item stays bound by its
+    /// originator's marking (the third-party rule).
+    Share {
+        /// The node's config file.
+        #[arg(long, short, env = "ENTENTE_CONFIG")]
+        config: PathBuf,
+        /// The item id.
+        id: String,
+    },
 }
 
 #[derive(Subcommand)]
-enum AuditCommand {
+pub(crate) enum PolicyCommand {
+    /// Validate the policy file against the config: every error with its file, line and
+    /// what is expected; shadowed rules as warnings. Exits non-zero on an error.
+    Check {
+        /// The node's config file (its `[node] policy` names the policy file).
+        #[arg(long, short, env = "ENTENTE_CONFIG")]
+        config: PathBuf,
+    },
+    /// Show the decision for one report and one partner, the rule that made it, and the
+    /// exact copy the partner would receive. Sends nothing.
+    Explain {
+        /// The node's config file.
+        #[arg(long, short, env = "ENTENTE_CONFIG")]
+        config: PathBuf,
+        /// The partner's agency id.
+        #[arg(long)]
+        partner: String,
+        /// The agency that created the report, when it is not this node (to see the
+        /// third-party rule at work).
+        #[arg(long)]
+        origin: Option<String>,
+        /// The report (JSON).
+        file: PathBuf,
+    },
+    /// Make a running node read its policy file again (as SIGHUP does). An invalid file
+    /// is refused and the policy in force stays.
+    Reload {
+        /// The node's config file.
+        #[arg(long, short, env = "ENTENTE_CONFIG")]
+        config: PathBuf,
+    },
+}
+
+#[derive(Subcommand)]
+pub(crate) enum AuditCommand {
     /// Check the audit log's hash chain and name the first bad entry.
     Verify {
         /// The node's config file.
@@ -114,7 +169,7 @@ enum AuditCommand {
 }
 
 #[derive(Subcommand)]
-enum CertsCommand {
+pub(crate) enum CertsCommand {
     /// Write example material for US-BIS, DE-BAFA and JP-METI (never for production).
     Example {
         /// Directory to write into.
@@ -124,10 +179,15 @@ enum CertsCommand {
 
 fn main() -> ExitCode {
     let cli = Cli::parse();
-    // The demo and the bench print their own summaries; their expected refusals would
-    // otherwise fill the screen with warnings (RUST_LOG still overrides this).
-    let quiet = matches!(cli.command, Command::Demo { .. } | Command::Bench(_));
-    init_logging(if quiet { "error" } else { "info" });
+    // A serving node logs its lifecycle and every sharing decision at info. The other
+    // commands print their own results; the demo and the bench provoke refusals on
+    // purpose, so they show errors only. RUST_LOG overrides all of this.
+    let level = match cli.command {
+        Command::Serve { .. } => "info",
+        Command::Demo { .. } | Command::Bench(_) => "error",
+        _ => "warn",
+    };
+    init_logging(level);
     let runtime = match tokio::runtime::Runtime::new() {
         Ok(rt) => rt,
         Err(e) => {
@@ -135,7 +195,7 @@ fn main() -> ExitCode {
             return ExitCode::FAILURE;
         }
     };
-    match runtime.block_on(run(cli.command)) {
+    match runtime.block_on(cli::run(cli.command)) {
         Ok(()) => ExitCode::SUCCESS,
         Err(e) => {
             eprintln!("error: {e}");
@@ -147,145 +207,10 @@ fn main() -> ExitCode {
 fn init_logging(default: &str) {
     let filter = tracing_subscriber::EnvFilter::try_from_default_env()
         .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new(default));
+    use std::io::IsTerminal as _;
     tracing_subscriber::fmt()
         .with_env_filter(filter)
         .with_writer(std::io::stderr)
+        .with_ansi(std::io::stderr().is_terminal())
         .init();
-}
-
-type CliResult = Result<(), Box<dyn std::error::Error>>;
-
-async fn run(command: Command) -> CliResult {
-    match command {
-        Command::Init(args) => init(args),
-        Command::Serve { config } => serve(&config).await,
-        Command::Report(ReportCommand::Submit { config, file }) => submit(&config, &file).await,
-        Command::Report(ReportCommand::List {
-            config,
-            limit,
-            json,
-        }) => list(&config, limit, json).await,
-        Command::Audit(AuditCommand::Verify { config }) => audit_verify(&config),
-        Command::Certs(CertsCommand::Example { dir }) => {
-            entente::setup::write_example(&dir)?;
-            println!(
-                "wrote example material to {} (never use it in production)",
-                dir.display()
-            );
-            Ok(())
-        }
-        Command::Demo { json } => entente::demo::run(json).await,
-        Command::Bench(args) => entente::bench::run(args).await,
-    }
-}
-
-fn init(args: InitArgs) -> CliResult {
-    let ca = match (&args.ca_cert, &args.ca_key) {
-        (Some(cert), Some(key)) => Some(entente::setup::Ca::load(cert, key)?),
-        _ => None,
-    };
-    let options = entente::setup::InitOptions {
-        agency: args.agency,
-        listen: args.listen,
-        ca,
-        hosts: args.hosts,
-    };
-    let summary = entente::setup::init_node(&args.dir, &options)?;
-    println!("{summary}");
-    Ok(())
-}
-
-async fn serve(config: &Path) -> CliResult {
-    let config = Config::load(config)?;
-    let node = node::Node::start(config).await?;
-    println!("serving on {}; stop with Ctrl-C or SIGTERM", node.addr());
-    wait_for_signal().await;
-    node.shutdown().await;
-    Ok(())
-}
-
-async fn wait_for_signal() {
-    #[cfg(unix)]
-    {
-        use tokio::signal::unix::{SignalKind, signal};
-        if let Ok(mut term) = signal(SignalKind::terminate()) {
-            tokio::select! {
-                _ = tokio::signal::ctrl_c() => {}
-                _ = term.recv() => {}
-            }
-            return;
-        }
-    }
-    let _ = tokio::signal::ctrl_c().await;
-}
-
-async fn submit(config: &Path, file: &Path) -> CliResult {
-    let config = Config::load(config)?;
-    let text = std::fs::read_to_string(file)
-        .map_err(|e| format!("cannot read report file {}: {e}", file.display()))?;
-    let report = report::parse_report_json(&text, &file.display().to_string())?;
-    let (item_id, queued, withheld) = match control::connect(&config.data_dir).await {
-        Some(mut client) => {
-            let request = pb::SubmitReportRequest {
-                report: Some(report),
-            };
-            let r = client.submit_report(request).await?.into_inner();
-            (r.item_id, r.queued_for, r.withheld_from)
-        }
-        None => {
-            let shared = node::Shared::open(config)?;
-            let s = shared.submit(report).await?;
-            let withheld = s.withheld_from.into_iter().map(|(p, _)| p).collect();
-            (store::ulid_text(&s.item_id), s.queued_for, withheld)
-        }
-    };
-    println!("submitted {item_id}");
-    println!("  queued for:    {}", join_or_none(&queued));
-    println!("  withheld from: {}", join_or_none(&withheld));
-    Ok(())
-}
-
-fn join_or_none(names: &[String]) -> String {
-    if names.is_empty() {
-        "(none)".to_owned()
-    } else {
-        names.join(", ")
-    }
-}
-
-async fn list(config: &Path, limit: u32, json: bool) -> CliResult {
-    let config = Config::load(config)?;
-    let items = match control::connect(&config.data_dir).await {
-        Some(mut client) => {
-            let request = pb::ListItemsRequest { limit };
-            client.list_items(request).await?.into_inner().items
-        }
-        None => {
-            let store = store::Store::open(&config.data_dir)?;
-            control::list_items(&store, limit as usize)?
-        }
-    };
-    if json {
-        let rows: Vec<_> = items.iter().map(entente::view::summary_json).collect();
-        println!("{}", serde_json::to_string_pretty(&rows)?);
-    } else {
-        print!("{}", entente::view::summary_table(&items));
-    }
-    Ok(())
-}
-
-fn audit_verify(config: &Path) -> CliResult {
-    let config = Config::load(config)?;
-    let store = store::Store::open(&config.data_dir).map_err(|e| {
-        format!("{e} (stop `entente serve` for this node before verifying its audit log)")
-    })?;
-    match store.verify_audit()? {
-        Ok(n) => {
-            println!("audit log intact: {n} entries");
-            Ok(())
-        }
-        Err(seq) => {
-            Err(format!("audit log broken at entry {seq}: changed, removed or reordered").into())
-        }
-    }
 }

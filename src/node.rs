@@ -52,6 +52,17 @@ pub enum NodeError {
     /// The sharing policy is invalid.
     #[error("invalid sharing policy:\n{0}")]
     Policy(#[from] PolicyErrors),
+    /// A report too large to deliver within the message limit.
+    #[error(
+        "the report is {size} bytes; at most {limit} bytes fit in one message to a partner \
+         (node.max_message_bytes)"
+    )]
+    TooLarge {
+        /// Its encoded size.
+        size: usize,
+        /// The largest accepted.
+        limit: usize,
+    },
     /// No item with this id is held.
     #[error("no item {0} is held by this node")]
     NoSuchItem(String),
@@ -186,6 +197,13 @@ impl Shared {
     ) -> Result<Vec<Submitted>, NodeError> {
         for (i, report) in reports.iter().enumerate() {
             report::validate(report, &format!("submitted report {}", i + 1))?;
+            let size = report.encoded_len();
+            if size > self.max_item_bytes() {
+                return Err(NodeError::TooLarge {
+                    size,
+                    limit: self.max_item_bytes(),
+                });
+            }
         }
         let mut done = Vec::with_capacity(reports.len());
         for report in reports {
@@ -344,6 +362,12 @@ impl Shared {
         }
         info!(file = %self.config.policy.display(), "sharing policy reloaded");
         Ok(warnings)
+    }
+
+    /// The largest report accepted: what fits in one message once sealed, with room for
+    /// the envelope's header, signature and encryption overhead.
+    fn max_item_bytes(&self) -> usize {
+        self.config.max_message_bytes.saturating_sub(4096)
     }
 
     /// A new item id: a ULID, strictly increasing within this process so that items

@@ -796,9 +796,10 @@ accept = ["suspicious-transaction", "denial-notification", "enforcement-alert"]
   tlp_max = "AMBER"
   action = "share"
 
+# DE-BAFA: denials and alerts both ways; JP-METI takes no STRs from it.
 [[partner]]
 agency = "DE-BAFA"
-accept = ["suspicious-transaction", "denial-notification", "enforcement-alert"]
+accept = ["denial-notification", "enforcement-alert"]
 
   [[partner.rule]]
   id = "denials-and-alerts"

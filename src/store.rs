@@ -213,6 +213,10 @@ impl Store {
     /// Opens (or creates) the store in `dir`. Fails with [`StoreError::Locked`] if another
     /// process holds it.
     pub fn open(dir: &Path) -> Result<Self> {
+        restrict_dir(dir).map_err(|e| StoreError::Sled {
+            op: "create data directory",
+            source: sled::Error::Io(e),
+        })?;
         let db = sled::Config::new().path(dir).open().map_err(|e| match e {
             sled::Error::Io(io) if io.to_string().contains("could not acquire lock") => {
                 StoreError::Locked {
@@ -554,6 +558,19 @@ impl Store {
         }
         Ok(Ok(n))
     }
+}
+
+/// Creates `dir` if needed and makes it accessible to its owner only (mode 0700 on
+/// Unix): the store holds report content in clear, and sled creates its files with the
+/// process umask.
+fn restrict_dir(dir: &Path) -> std::io::Result<()> {
+    std::fs::create_dir_all(dir)?;
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::PermissionsExt as _;
+        std::fs::set_permissions(dir, std::fs::Permissions::from_mode(0o700))?;
+    }
+    Ok(())
 }
 
 fn decode<T: prost::Message + Default>(

@@ -81,6 +81,98 @@ fn clip(text: &str, width: usize) -> String {
     }
 }
 
+/// Per-partner decisions, one line each (for `report submit` and `report share`).
+pub fn decisions_text(decisions: &[pb::DeliveryStatus]) -> String {
+    let mut out = String::new();
+    for d in decisions {
+        let _ = writeln!(out, "  {:<10} {}", d.partner, decision_text(d));
+    }
+    out
+}
+
+fn decision_text(d: &pb::DeliveryStatus) -> String {
+    let rule = if d.rule.is_empty() {
+        String::new()
+    } else {
+        format!(" (rule {})", d.rule)
+    };
+    let mut text = format!("{}{rule}", d.state);
+    if !d.redactions.is_empty() {
+        let _ = write!(text, "; changed: {}", d.redactions.join(", "));
+    }
+    if !d.detail.is_empty() {
+        let _ = write!(text, "; {}", d.detail);
+    }
+    text
+}
+
+/// One item in full as JSON (for `report show --json`).
+pub fn item_json(item: &pb::GetItemResponse) -> serde_json::Value {
+    let mut out = item.summary.as_ref().map(summary_json).unwrap_or_default();
+    if let (Some(obj), Some(summary)) = (out.as_object_mut(), item.summary.as_ref()) {
+        obj.insert("originator".into(), summary.originator.clone().into());
+        let decisions: Vec<_> = summary
+            .deliveries
+            .iter()
+            .map(|d| {
+                json!({"partner": d.partner, "state": d.state, "rule": d.rule,
+                       "changed": d.redactions, "detail": d.detail})
+            })
+            .collect();
+        obj.insert("deliveries".into(), decisions.into());
+        let report = item.report.as_ref().map(report::report_to_json);
+        obj.insert("report".into(), report.unwrap_or_default());
+    }
+    out
+}
+
+/// One item in full as text (for `report show`).
+pub fn item_text(item: &pb::GetItemResponse) -> String {
+    let Some(s) = item.summary.as_ref() else {
+        return "no such item\n".to_owned();
+    };
+    let mut out = format!(
+        "item        {}\nkind        {}\n",
+        s.item_id,
+        kind_name(s.kind)
+    );
+    if let Some(h) = item.report.as_ref().and_then(|r| r.handling.as_ref()) {
+        let tlp = report::tlp_name(pb::TlpLevel::try_from(h.tlp).unwrap_or_default());
+        let control = if h.originator_control {
+            ", originator control"
+        } else {
+            ""
+        };
+        let releasable = if h.releasable_to.is_empty() {
+            String::new()
+        } else {
+            format!(", releasable to {}", h.releasable_to.join(", "))
+        };
+        let _ = writeln!(out, "handling    TLP:{tlp}{control}{releasable}");
+    }
+    let _ = writeln!(out, "originator  {}", s.originator);
+    if s.own {
+        let _ = writeln!(out, "sender      {} (this node)", s.sender);
+    } else {
+        let _ = writeln!(
+            out,
+            "sender      {} (signature verified and envelope decrypted on receipt)",
+            s.sender
+        );
+    }
+    let _ = writeln!(out, "created     {} UTC", time_text(s.created_at_ms));
+    let _ = writeln!(out, "stored      {} UTC", time_text(s.stored_at_ms));
+    if !s.deliveries.is_empty() {
+        out.push_str("sharing\n");
+        out.push_str(&decisions_text(&s.deliveries));
+    }
+    if let Some(r) = &item.report {
+        let json = serde_json::to_string_pretty(&report::report_to_json(r)).unwrap_or_default();
+        let _ = writeln!(out, "report\n{json}");
+    }
+    out
+}
+
 /// A millisecond timestamp as `YYYY-MM-DD HH:MM:SS` (UTC).
 pub fn time_text(ms: i64) -> String {
     let secs = ms.div_euclid(1000);

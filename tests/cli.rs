@@ -56,11 +56,21 @@ fn demo_exchanges_reports_and_refuses_both_attacks() {
     let counts = |agency: &str| {
         ["submitted", "delivered", "received", "refused"].map(|k| n[agency][k].as_u64().unwrap())
     };
-    // US-BIS: an STR (to DE-BAFA) and a denial (to both); DE-BAFA: an alert (to both);
-    // JP-METI: an STR that its share lists withhold from everyone.
-    assert_eq!(counts("US-BIS"), [2, 3, 1, 0]);
-    assert_eq!(counts("DE-BAFA"), [1, 2, 2, 1]);
-    assert_eq!(counts("JP-METI"), [1, 0, 2, 1]);
+    // US-BIS: an STR (redacted, to DE-BAFA) and a denial (to both); DE-BAFA: an alert (to
+    // both) and an STR (to US-BIS; JP-METI refuses it); JP-METI: an STR its policy
+    // withholds from everyone. JP-METI also refuses the unregistered agency, DE-BAFA the
+    // forged item.
+    assert_eq!(counts("US-BIS"), [2, 3, 2, 0]);
+    assert_eq!(counts("DE-BAFA"), [2, 3, 2, 1]);
+    assert_eq!(counts("JP-METI"), [1, 0, 2, 2]);
+    for shown in [
+        "redacted_fields_absent_at_receiver",
+        "explicit_deny",
+        "third_party_rule_refused",
+        "inbound_policy_refused",
+    ] {
+        assert_eq!(summary["policy"][shown], true, "{shown}");
+    }
 }
 
 #[test]
@@ -72,6 +82,11 @@ fn demo_prints_a_readable_summary() {
     assert!(stdout.contains("BAD_SIGNATURE"), "{stdout}");
     assert!(stdout.contains("not a registered partner"), "{stdout}");
     assert!(stdout.contains("SUBMITTED"), "{stdout}");
+    assert!(
+        stdout.contains("third-party rule: originator US-BIS did not release it to JP-METI"),
+        "{stdout}"
+    );
+    assert!(stdout.contains("NOT_ACCEPTED"), "{stdout}");
 }
 
 #[test]

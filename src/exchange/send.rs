@@ -20,6 +20,8 @@ use crate::{
 
 /// Batches in flight on one stream before the task waits for a result.
 const WINDOW: usize = 4;
+/// Room left in a message for the batch's own fields.
+const MESSAGE_OVERHEAD: usize = 1024;
 /// How long an idle stream stays open before the task closes it.
 const IDLE: Duration = Duration::from_secs(30);
 
@@ -39,7 +41,7 @@ pub struct DeliveryEvent {
 enum StreamError {
     #[error("{0}")]
     Transport(String),
-    #[error("partner answered: {0}")]
+    #[error("{}", status_text(.0))]
     Status(#[from] tonic::Status),
     #[error("invalid receipt: {0}")]
     Receipt(#[from] envelope::ReceiptError),
@@ -49,6 +51,12 @@ enum StreamError {
     Unavailable(String),
     #[error("answer out of order or incomplete")]
     Protocol,
+}
+
+/// A status as an operator reads it: the code's name and the message, without the
+/// transport's debug dump.
+fn status_text(status: &tonic::Status) -> String {
+    format!("{:?}: {}", status.code(), status.message())
 }
 
 /// Delivers `partner`'s outbox until `shutdown` turns true.
@@ -181,14 +189,46 @@ async fn stream_outbox(
     }
 }
 
+/// The next envelopes to send: at most `batch_size`, and few enough that the batch stays
+/// under the message limit. An envelope that alone exceeds the limit could never be
+/// delivered; it is marked refused here so that it does not block the items behind it.
 fn next_batch(
     shared: &Shared,
     partner: &PartnerConfig,
     cursor: Option<[u8; 16]>,
 ) -> Result<Vec<store::Queued>, StreamError> {
-    Ok(shared
-        .store
-        .outbox_batch(&partner.agency, cursor, shared.config.delivery.batch_size)?)
+    let limit = shared
+        .config
+        .max_message_bytes
+        .saturating_sub(MESSAGE_OVERHEAD);
+    'read: loop {
+        let mut batch = shared.store.outbox_batch(
+            &partner.agency,
+            cursor,
+            shared.config.delivery.batch_size,
+        )?;
+        let mut total = 0;
+        let mut keep = 0;
+        for queued in &batch {
+            let size = prost::Message::encoded_len(&queued.envelope) + 8;
+            if size > limit && keep == 0 {
+                let reason =
+                    format!("envelope of {size} bytes exceeds the message limit of {limit} bytes");
+                warn!(partner = %partner.agency, item_id = %store::ulid_text(&queued.item_id), reason = %reason, "cannot deliver item");
+                shared
+                    .store
+                    .mark_refused(&partner.agency, queued.item_id, &reason)?;
+                continue 'read;
+            }
+            if total + size > limit {
+                break;
+            }
+            total += size;
+            keep += 1;
+        }
+        batch.truncate(keep);
+        return Ok(batch);
+    }
 }
 
 /// Checks one batch result against what was sent and records the outcome.

@@ -1,0 +1,138 @@
+//! The handlers behind each subcommand: parse, call the library, print.
+//!
+//! Commands that act on a node reach a running node through its control socket and,
+//! when none is running, open its store themselves (see `entente::control`).
+
+mod policy;
+mod report;
+
+use std::path::Path;
+
+use entente::{config::Config, node, store};
+
+use crate::{AuditCommand, CertsCommand, Command, InitArgs, PolicyCommand, ReportCommand};
+
+pub(crate) type CliResult = Result<(), Box<dyn std::error::Error>>;
+
+/// Runs one command.
+pub(crate) async fn run(command: Command) -> CliResult {
+    match command {
+        Command::Init(args) => init(args),
+        Command::Serve { config } => serve(&config).await,
+        Command::Report(ReportCommand::Submit { config, file }) => {
+            report::submit(&config, &file).await
+        }
+        Command::Report(ReportCommand::List {
+            config,
+            limit,
+            json,
+        }) => report::list(&config, limit, json).await,
+        Command::Report(ReportCommand::Show { config, id, json }) => {
+            report::show(&config, &id, json).await
+        }
+        Command::Report(ReportCommand::Share { config, id }) => report::share(&config, &id).await,
+        Command::Policy(PolicyCommand::Check { config }) => policy::check(&config),
+        Command::Policy(PolicyCommand::Explain {
+            config,
+            partner,
+            origin,
+            file,
+        }) => policy::explain(&config, &partner, origin.as_deref(), &file),
+        Command::Policy(PolicyCommand::Reload { config }) => policy::reload(&config).await,
+        Command::Audit(AuditCommand::Verify { config }) => audit_verify(&config),
+        Command::Certs(CertsCommand::Example { dir }) => {
+            entente::setup::write_example(&dir)?;
+            println!(
+                "wrote example material to {} (never use it in production)",
+                dir.display()
+            );
+            Ok(())
+        }
+        Command::Demo { json } => entente::demo::run(json).await,
+        Command::Bench(args) => entente::bench::run(args).await,
+    }
+}
+
+fn init(args: InitArgs) -> CliResult {
+    let ca = match (&args.ca_cert, &args.ca_key) {
+        (Some(cert), Some(key)) => Some(entente::setup::Ca::load(cert, key)?),
+        _ => None,
+    };
+    let options = entente::setup::InitOptions {
+        agency: args.agency,
+        listen: args.listen,
+        ca,
+        hosts: args.hosts,
+    };
+    let summary = entente::setup::init_node(&args.dir, &options)?;
+    println!("{summary}");
+    Ok(())
+}
+
+async fn serve(config: &Path) -> CliResult {
+    let config = Config::load(config)?;
+    let node = node::Node::start(config).await?;
+    println!(
+        "serving on {}; SIGHUP reloads the policy; stop with Ctrl-C or SIGTERM",
+        node.addr()
+    );
+    wait_for_stop(node.shared()).await;
+    node.shutdown().await;
+    Ok(())
+}
+
+/// Waits for Ctrl-C or SIGTERM; on SIGHUP reloads the sharing policy and goes on.
+async fn wait_for_stop(shared: &node::Shared) {
+    #[cfg(unix)]
+    {
+        use tokio::signal::unix::{SignalKind, signal};
+        if let (Ok(mut term), Ok(mut hup)) = (
+            signal(SignalKind::terminate()),
+            signal(SignalKind::hangup()),
+        ) {
+            loop {
+                tokio::select! {
+                    _ = tokio::signal::ctrl_c() => return,
+                    _ = term.recv() => return,
+                    _ = hup.recv() => reload_on_signal(shared),
+                }
+            }
+        }
+    }
+    let _ = tokio::signal::ctrl_c().await;
+}
+
+fn reload_on_signal(shared: &node::Shared) {
+    match shared.reload_policy() {
+        Ok(warnings) => {
+            for w in warnings {
+                tracing::warn!(warning = %w, "sharing policy");
+            }
+        }
+        Err(errors) => tracing::error!(
+            errors = %errors,
+            "policy reload refused; the previous policy stays in force"
+        ),
+    }
+}
+
+fn audit_verify(config: &Path) -> CliResult {
+    let config = Config::load(config)?;
+    let store = store::Store::open(&config.data_dir).map_err(|e| match e {
+        store::StoreError::Locked { dir } => format!(
+            "data directory {dir} is in use: stop `entente serve` for this node before \
+             verifying its audit log (verification reads the store directly)"
+        ),
+        other => other.to_string(),
+    })?;
+    match store.verify_audit()? {
+        Ok(n) => {
+            println!("audit log intact: {n} entries");
+            Ok(())
+        }
+        Err(seq) => Err(format!(
+            "audit log broken at entry {seq}: an entry was changed, removed or reordered"
+        )
+        .into()),
+    }
+}
