@@ -505,16 +505,17 @@ pub fn load_policy(config: &Config) -> Result<(PolicySet, Vec<PolicyWarning>), P
     let file = config.policy.as_path();
     let mut errors = Vec::new();
     let in_policy = set.partners();
-    for agency in &in_policy {
-        if *agency == config.agency {
+    for (i, (agency, line)) in set.partner_lines().into_iter().enumerate() {
+        let key = format!("partner[{i}].agency");
+        if agency == config.agency {
             let expected = format!("a partner agency, not this node's own ({agency})");
-            errors.push(PolicyError::new(file, 0, "partner.agency", expected));
-        } else if config.partner(agency).is_none() {
+            errors.push(PolicyError::new(file, line, &key, expected));
+        } else if config.partner(&agency).is_none() {
             let expected = format!(
                 "an agency registered in {}; {agency} is not a registered partner",
                 config.file.display()
             );
-            errors.push(PolicyError::new(file, 0, "partner.agency", expected));
+            errors.push(PolicyError::new(file, line, &key, expected));
         }
     }
     for partner in &config.partners {

@@ -197,3 +197,124 @@ fn commands_work_through_the_control_socket_while_the_node_serves() {
         text(&list.stdout)
     );
 }
+
+fn example_config(agency: &str) -> String {
+    Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("certs-example")
+        .join(agency)
+        .join("entente.toml")
+        .display()
+        .to_string()
+}
+
+#[test]
+fn policy_explain_shows_the_copy_a_partner_would_receive() {
+    let out = entente(&[
+        "policy",
+        "explain",
+        "--config",
+        &example_config("us-bis"),
+        "--partner",
+        "DE-BAFA",
+        &example("str-front-company.json"),
+    ]);
+    assert!(out.status.success(), "{}", text(&out.stderr));
+    let stdout = text(&out.stdout);
+    assert!(
+        stdout.contains("decision: share, by rule `strs-without-identifiers`"),
+        "{stdout}"
+    );
+    assert!(stdout.contains("subjects[].identifiers"), "{stdout}");
+    for redacted in ["X0481736", "FZE-118204", "STR-2024-0412"] {
+        assert!(!stdout.contains(redacted), "{redacted} leaked: {stdout}");
+    }
+    let out = entente(&[
+        "policy",
+        "explain",
+        "--config",
+        &example_config("de-bafa"),
+        "--partner",
+        "JP-METI",
+        "--origin",
+        "US-BIS",
+        &example("str-front-company.json"),
+    ]);
+    let stdout = text(&out.stdout);
+    assert!(stdout.contains("decision: deny"), "{stdout}");
+    assert!(stdout.contains("third-party rule"), "{stdout}");
+}
+
+#[test]
+fn policy_check_reports_every_error_and_serve_refuses_to_start() {
+    let dir = tempfile::tempdir().unwrap();
+    let config = init_node(dir.path(), "XX-TEST");
+    let cfg = config.to_str().unwrap();
+    let out = entente(&["policy", "check", "--config", cfg]);
+    assert!(out.status.success(), "{}", text(&out.stderr));
+    let policy = config.parent().unwrap().join("policy.toml");
+    std::fs::write(
+        &policy,
+        "version = 1\n[[partner]]\nagency = \"DE-BAFA\"\nacept = []\n  [[partner.rule]]\n  \
+         id = \"r\"\n  kinds = [\"denials\"]\n  action = \"share\"\n",
+    )
+    .unwrap();
+    let out = entente(&["policy", "check", "--config", cfg]);
+    assert!(!out.status.success());
+    let err = text(&out.stderr);
+    assert!(
+        err.contains("policy.toml:4: key `partner[0].acept`"),
+        "{err}"
+    );
+    assert!(
+        err.contains("policy.toml:7: key `partner[0].rule[0].kinds[0]`"),
+        "{err}"
+    );
+    let out = entente(&["serve", "--config", cfg]);
+    assert!(!out.status.success(), "serve must refuse an invalid policy");
+    assert!(
+        text(&out.stderr).contains("invalid sharing policy"),
+        "{}",
+        text(&out.stderr)
+    );
+}
+
+#[test]
+fn report_show_prints_the_decision_for_each_partner() {
+    let dir = tempfile::tempdir().unwrap();
+    let config = init_node(dir.path(), "XX-TEST");
+    let cfg = config.to_str().unwrap();
+    let out = entente(&[
+        "report",
+        "submit",
+        "--config",
+        cfg,
+        &example("alert-vessel.json"),
+    ]);
+    assert!(out.status.success(), "{}", text(&out.stderr));
+    let id = text(&out.stdout)
+        .split_whitespace()
+        .nth(1)
+        .unwrap()
+        .to_owned();
+    let out = entente(&["report", "show", "--config", cfg, &id]);
+    assert!(out.status.success(), "{}", text(&out.stderr));
+    let stdout = text(&out.stdout);
+    assert!(
+        stdout.contains(&id) && stdout.contains("enforcement-alert"),
+        "{stdout}"
+    );
+    assert!(stdout.contains("\"title\""), "{stdout}");
+    let out = entente(&[
+        "report",
+        "show",
+        "--config",
+        cfg,
+        "01ARZ3NDEKTSV4RRFFQ69G5FAV",
+    ]);
+    assert!(!out.status.success());
+    assert!(
+        text(&out.stderr).contains("no item"),
+        "{}",
+        text(&out.stderr)
+    );
+}

@@ -725,9 +725,6 @@ accept = ["enforcement-alert"]
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-#[ignore = "bug: node::load_policy reports an unregistered (or own) agency with line 0 and key \
-            `partner.agency`, so the error names no line, though PolicyError keeps line 0 for \
-            an unreadable file only"]
 async fn a_policy_naming_an_unregistered_agency_is_reported_with_the_line_of_that_agency() {
     let dir = tempfile::tempdir().unwrap();
     let mut members = federation(dir.path(), &[AA, BB]).await;

@@ -254,6 +254,13 @@ impl PolicySet {
     pub fn partners(&self) -> Vec<String> {
         self.partners.iter().map(|p| p.agency.clone()).collect()
     }
+    /// The partners with a policy, each with the 1-based line of its `[[partner]]` header.
+    pub fn partner_lines(&self) -> Vec<(String, usize)> {
+        self.partners
+            .iter()
+            .map(|p| (p.agency.clone(), p.line))
+            .collect()
+    }
 
     /// The outbound decision for `item` and `partner`, on the node of agency `node_agency`.
     /// Markings are checked first, then the partner's rules; see the module documentation
