@@ -13,6 +13,7 @@
 //! - [`report`]: the JSON form of a report that analysts submit, and its validation.
 //! - [`sharing`]: the interim per-partner allow list of item kinds.
 //! - [`policy`]: per-partner sharing policies: outbound decisions, redaction, inbound kinds.
+//! - [`watchlist`]: watchlist names, importers for published list formats, digests, deltas.
 //! - [`audit`]: the append-only, hash-chained audit log.
 //! - [`store`]: the sled trees (items, outbox, deliveries, seen ids, audit).
 //! - [`exchange`]: the peer gRPC service and the per-partner delivery tasks.
@@ -42,6 +43,7 @@ pub mod store;
 pub mod testbed;
 pub mod tls;
 pub mod view;
+pub mod watchlist;
 
 /// Code generated from the `entente.v1` protobuf schema in `proto/`.
 #[allow(missing_docs, clippy::all)]
