@@ -52,6 +52,8 @@ pub enum Action {
     Refused,
     /// Someone on the node's host listed or read items.
     Query,
+    /// The sharing policy was reloaded, or a reload was refused.
+    PolicyChanged,
 }
 
 impl Action {
@@ -66,6 +68,7 @@ impl Action {
             Action::Received => "received",
             Action::Refused => "refused",
             Action::Query => "query",
+            Action::PolicyChanged => "policy",
         }
     }
 }

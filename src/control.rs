@@ -88,6 +88,7 @@ impl pb::control_server::Control for ControlService {
         request: Request<pb::ListItemsRequest>,
     ) -> Result<Response<pb::ListItemsResponse>, Status> {
         let limit = request.into_inner().limit as usize;
+        record_query(&self.shared.store, "list", &format!("limit {limit}"));
         let items =
             list_items(&self.shared.store, limit).map_err(|e| Status::internal(e.to_string()))?;
         Ok(Response::new(pb::ListItemsResponse { items }))
@@ -98,6 +99,7 @@ impl pb::control_server::Control for ControlService {
         request: Request<pb::GetItemRequest>,
     ) -> Result<Response<pb::GetItemResponse>, Status> {
         let id = request.into_inner().item_id;
+        record_query(&self.shared.store, "show", &id);
         Ok(Response::new(
             get_item(&self.shared.store, &id).map_err(status)?,
         ))
@@ -120,12 +122,9 @@ impl pb::control_server::Control for ControlService {
             Ok(warnings) => Ok(Response::new(pb::ReloadPolicyResponse {
                 warnings: warnings.iter().map(ToString::to_string).collect(),
             })),
-            Err(errors) => {
-                tracing::error!(errors = %errors, "policy reload refused; the previous policy stays in force");
-                Err(Status::invalid_argument(format!(
-                    "policy reload refused; the previous policy stays in force:\n{errors}"
-                )))
-            }
+            Err(errors) => Err(Status::invalid_argument(format!(
+                "policy reload refused; the previous policy stays in force:\n{errors}"
+            ))),
         }
     }
 }

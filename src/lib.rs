@@ -11,7 +11,7 @@
 //! - [`setup`]: generating CAs, node certificates, keys and config files (`init`, example).
 //! - [`envelope`]: seal (sign, then encrypt to one recipient) and open (decrypt, verify).
 //! - [`report`]: the JSON form of a report that analysts submit, and its validation.
-//! - [`sharing`]: the interim per-partner allow list of item kinds.
+//! - [`sharing`]: the report kinds by name.
 //! - [`policy`]: per-partner sharing policies: outbound decisions, redaction, inbound kinds.
 //! - [`watchlist`]: watchlist names, importers for published list formats, digests, deltas.
 //! - [`audit`]: the append-only, hash-chained audit log.

@@ -45,8 +45,9 @@ pub(crate) enum Command {
     /// Make certificates.
     #[command(subcommand)]
     Certs(CertsCommand),
-    /// Start three agencies on loopback, exchange reports, and show refusals of a forged
-    /// item and of an unregistered agency.
+    /// Start three agencies on loopback, exchange reports under their sharing policies
+    /// (redaction, a deny rule, the third-party rule, an inbound refusal), and show that a
+    /// forged item and an unregistered agency are refused.
     Demo {
         /// Print the summary as one JSON object.
         #[arg(long)]
@@ -211,6 +212,6 @@ fn init_logging(default: &str) {
     tracing_subscriber::fmt()
         .with_env_filter(filter)
         .with_writer(std::io::stderr)
-        .with_ansi(std::io::stderr().is_terminal())
+        .with_ansi(std::io::stderr().is_terminal() && std::env::var_os("NO_COLOR").is_none())
         .init();
 }

@@ -63,6 +63,9 @@ pub enum NodeError {
         /// The largest accepted.
         limit: usize,
     },
+    /// A sealing thread failed (a bug: please report it).
+    #[error("a sealing thread failed unexpectedly")]
+    Worker,
     /// No item with this id is held.
     #[error("no item {0} is held by this node")]
     NoSuchItem(String),
@@ -205,15 +208,45 @@ impl Shared {
                 });
             }
         }
-        let mut done = Vec::with_capacity(reports.len());
-        for report in reports {
-            done.push(self.store_own(report)?);
-        }
+        let done = off_the_reactor(|| self.store_all(reports))?;
         self.store.flush().await?;
         for submitted in &done {
             self.announce(submitted);
         }
         Ok(done)
+    }
+
+    /// Seals and stores validated reports, on as many threads as there are cores when the
+    /// batch is large enough for that to pay.
+    fn store_all(&self, reports: Vec<pb::Report>) -> Result<Vec<Submitted>, NodeError> {
+        let cores = std::thread::available_parallelism().map_or(1, |n| n.get());
+        let threads = cores.min(reports.len() / 8).max(1);
+        if threads == 1 {
+            return reports.into_iter().map(|r| self.store_own(r)).collect();
+        }
+        let mut parts: Vec<Vec<pb::Report>> = Vec::with_capacity(threads);
+        let per = reports.len().div_ceil(threads);
+        let mut reports = reports.into_iter().peekable();
+        while reports.peek().is_some() {
+            parts.push(reports.by_ref().take(per).collect());
+        }
+        std::thread::scope(|scope| {
+            let workers: Vec<_> = parts
+                .into_iter()
+                .map(|part| {
+                    scope.spawn(move || {
+                        part.into_iter()
+                            .map(|r| self.store_own(r))
+                            .collect::<Result<Vec<_>, _>>()
+                    })
+                })
+                .collect();
+            let mut done = Vec::new();
+            for worker in workers {
+                done.extend(worker.join().map_err(|_| NodeError::Worker)??);
+            }
+            Ok(done)
+        })
     }
 
     /// Stores one validated own report and its sealed envelopes (not yet flushed).
@@ -355,12 +388,35 @@ impl Shared {
     /// Reads the policy file again. An invalid file is refused and the policy in force
     /// stays; items already sealed are not decided again.
     pub fn reload_policy(&self) -> Result<Vec<PolicyWarning>, PolicyErrors> {
-        let (policy, warnings) = load_policy(&self.config)?;
+        let file = self.config.policy.display().to_string();
+        let (policy, warnings) = match load_policy(&self.config) {
+            Ok(loaded) => loaded,
+            Err(errors) => {
+                let first = errors
+                    .0
+                    .first()
+                    .map(ToString::to_string)
+                    .unwrap_or_default();
+                tracing::error!(file = %file, errors = errors.0.len(), first = %first, "policy reload refused; the previous policy stays in force");
+                let detail = format!(
+                    "reload refused: {} error(s); first: {first}",
+                    errors.0.len()
+                );
+                self.record(Event::new(Action::PolicyChanged, "local", "", detail));
+                return Err(errors);
+            }
+        };
         match self.policy.write() {
             Ok(mut p) => *p = Arc::new(policy),
             Err(poisoned) => *poisoned.into_inner() = Arc::new(policy),
         }
-        info!(file = %self.config.policy.display(), "sharing policy reloaded");
+        info!(file = %file, warnings = warnings.len(), "sharing policy reloaded");
+        self.record(Event::new(
+            Action::PolicyChanged,
+            "local",
+            "",
+            format!("reloaded {file}"),
+        ));
         Ok(warnings)
     }
 
@@ -459,6 +515,16 @@ impl Shared {
             }
         }
         Ok(tls::server_config(&self.tls, &extra)?)
+    }
+}
+
+/// Runs CPU-heavy work (sealing) without holding up the async tasks that share this
+/// worker thread, where the runtime allows it.
+fn off_the_reactor<R>(work: impl FnOnce() -> R) -> R {
+    use tokio::runtime::{Handle, RuntimeFlavor};
+    match Handle::try_current().map(|h| h.runtime_flavor()) {
+        Ok(RuntimeFlavor::MultiThread) => tokio::task::block_in_place(work),
+        _ => work(),
     }
 }
 

@@ -898,7 +898,9 @@ anything.
 - `ca.crt`: the example CA certificate, trusted by all three nodes.
 - `ca.key`: the example CA's private key (a real CA key never leaves its owner).
 - `<agency>/entente.toml`: the node's config. The other two agencies are registered as
-  partners with their real public keys, certificate fingerprints and sharing lists.
+  partners with their real public keys and certificate fingerprints.
+- `<agency>/policy.toml`: the node's sharing policy: what it sends each partner, in what
+  form, and what it accepts from each.
 - `<agency>/public.toml`: the `[[partners]]` entry that registers this node in a
   partner's config.
 - `<agency>/keys/signing.pem`: the node's Ed25519 signing key (PKCS#8).
@@ -912,16 +914,18 @@ anything.
   for `KP-UNREG`, an agency that no node registers. A node must refuse it.
 
 The nodes are US-BIS (`us-bis/`, listening on 127.0.0.1:7401), DE-BAFA (`de-bafa/`,
-127.0.0.1:7402) and JP-METI (`jp-meti/`, 127.0.0.1:7403). What each may send to whom:
+127.0.0.1:7402) and JP-METI (`jp-meti/`, 127.0.0.1:7403). Their policies (each
+`policy.toml` says it in full; TLP:RED and the other markings override every rule):
 
-| from | to | item kinds |
-| --- | --- | --- |
-| US-BIS | DE-BAFA | suspicious-transaction, denial-notification, enforcement-alert |
-| US-BIS | JP-METI | denial-notification, enforcement-alert |
-| DE-BAFA | US-BIS | suspicious-transaction, denial-notification, enforcement-alert |
-| DE-BAFA | JP-METI | enforcement-alert |
-| JP-METI | US-BIS | denial-notification, enforcement-alert |
-| JP-METI | DE-BAFA | denial-notification, enforcement-alert |
+| from | to | what | how |
+| --- | --- | --- | --- |
+| US-BIS | DE-BAFA | suspicious-transaction | without identifiers or reference; addresses reduced to their country, values to their decade |
+| US-BIS | DE-BAFA | denial-notification, enforcement-alert | as they are |
+| US-BIS | JP-METI | denial-notification, enforcement-alert | as they are |
+| DE-BAFA | US-BIS | all three kinds | as they are |
+| DE-BAFA | JP-METI | enforcement-alert; suspicious-transaction about 2B* or 3A* goods | as they are (JP-METI refuses the STRs: it does not accept them from DE-BAFA) |
+| JP-METI | US-BIS | denial-notification, enforcement-alert | as they are; STRs denied by rule `no-strs` |
+| JP-METI | DE-BAFA | denial-notification, enforcement-alert | as they are |
 
 The certificates are valid for two years from their generation (the CA for ten).
 "#;

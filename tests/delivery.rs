@@ -201,3 +201,50 @@ async fn a_sender_restarted_mid_queue_loses_nothing_and_duplicates_nothing() {
     a_node.shutdown().await;
     b_node.shutdown().await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_partner_with_a_smaller_message_limit_gets_what_fits_and_nothing_blocks() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut members = federation(dir.path(), &["AA-ONE", "BB-TWO"]).await;
+    members[1].config.max_message_bytes = 8 * 1024;
+    let nodes = start_all(members).await;
+    let sender = nodes[0].shared().clone();
+    // Five 2 KiB reports: together over B's limit, each well under it.
+    for i in 0..5 {
+        sender
+            .submit(report(
+                pb::ItemKind::EnforcementAlert,
+                &format!("small {i}"),
+            ))
+            .await
+            .unwrap();
+    }
+    // One report that alone exceeds B's limit, then one more that fits.
+    let mut big = report(pb::ItemKind::EnforcementAlert, "too big for B");
+    big.narrative = "x".repeat(12 * 1024);
+    let big = sender.submit(big).await.unwrap();
+    sender
+        .submit(report(pb::ItemKind::EnforcementAlert, "after the big one"))
+        .await
+        .unwrap();
+    eventually(30, "the six that fit arrive", || {
+        received_from(&nodes[1].shared().store, "AA-ONE") == 6
+    })
+    .await;
+    eventually(10, "the outbox drains", || {
+        sender.store.outbox_depth("BB-TWO") == 0
+    })
+    .await;
+    let states = sender.store.deliveries(&big.item_id).unwrap();
+    assert_eq!(states[0].1.state, "refused", "{states:?}");
+    assert!(
+        states[0]
+            .1
+            .detail
+            .contains("larger than the partner accepts"),
+        "{states:?}"
+    );
+    for node in nodes {
+        node.shutdown().await;
+    }
+}

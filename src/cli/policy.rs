@@ -18,12 +18,13 @@ pub(crate) fn check(config: &Path) -> CliResult {
             for w in &warnings {
                 println!("warning: {w}");
             }
-            println!(
-                "{}: valid; policies for {} partner(s): {}",
-                config.policy.display(),
-                policy.partners().len(),
-                policy.partners().join(", ")
-            );
+            let partners = policy.partners();
+            let listed = if partners.is_empty() {
+                "no partner: nothing is shared or accepted".to_owned()
+            } else {
+                format!("policies for {}", partners.join(", "))
+            };
+            println!("{}: valid; {listed}", config.policy.display());
             Ok(())
         }
         Err(errors) => {

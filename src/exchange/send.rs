@@ -51,6 +51,13 @@ enum StreamError {
     Unavailable(String),
     #[error("answer out of order or incomplete")]
     Protocol,
+    #[error("partner refused a message as too large: {detail}")]
+    TooLarge {
+        /// Items of the batch the partner refused.
+        items: Vec<[u8; 16]>,
+        /// The partner's words.
+        detail: String,
+    },
 }
 
 /// A status as an operator reads it: the code's name and the message, without the
@@ -69,6 +76,7 @@ pub async fn run_delivery(
     let delivery = &shared.config.delivery;
     let mut backoff = Duration::from_millis(delivery.initial_backoff_ms);
     let max_backoff = Duration::from_millis(delivery.max_backoff_ms);
+    let mut one_at_a_time = false;
     let client_config = match shared.client_config(&partner) {
         Ok(c) => c,
         Err(e) => {
@@ -94,9 +102,28 @@ pub async fn run_delivery(
             client_config.clone(),
             &notify,
             &mut shutdown,
+            one_at_a_time,
         );
         match attempt.await {
-            Ok(()) => backoff = Duration::from_millis(delivery.initial_backoff_ms),
+            Ok(()) => {
+                backoff = Duration::from_millis(delivery.initial_backoff_ms);
+                one_at_a_time = false;
+            }
+            // The partner takes smaller messages than this node sends: retry one envelope
+            // per batch, and give up on an envelope that alone is too large, so that it
+            // does not hold up the items behind it.
+            Err(StreamError::TooLarge { items, detail }) => {
+                if one_at_a_time && let [id] = items[..] {
+                    let reason = format!("larger than the partner accepts ({detail})");
+                    warn!(partner = %partner.agency, item_id = %store::ulid_text(&id), reason = %reason, "cannot deliver item");
+                    if let Err(e) = shared.store.mark_refused(&partner.agency, id, &reason) {
+                        tracing::error!(partner = %partner.agency, error = %e, "cannot record a refused item");
+                    }
+                } else {
+                    warn!(partner = %partner.agency, detail = %detail, "partner refused a batch as too large; sending one envelope per batch");
+                    one_at_a_time = true;
+                }
+            }
             Err(e) => {
                 warn!(partner = %partner.agency, error = %e, retry_in_ms = backoff.as_millis() as u64, "delivery failed");
                 tokio::select! {
@@ -107,6 +134,15 @@ pub async fn run_delivery(
             }
         }
     }
+}
+
+/// Whether a partner's status says a message exceeded its size limit (tonic answers
+/// OutOfRange; a batch over the envelope count, ResourceExhausted).
+fn too_large(status: &tonic::Status) -> bool {
+    matches!(
+        status.code(),
+        tonic::Code::OutOfRange | tonic::Code::ResourceExhausted
+    )
 }
 
 /// Spreads retries of many nodes by up to a quarter of the wait.
@@ -127,6 +163,7 @@ async fn stream_outbox(
     client_config: Arc<rustls::ClientConfig>,
     notify: &tokio::sync::Notify,
     shutdown: &mut watch::Receiver<bool>,
+    one_at_a_time: bool,
 ) -> Result<(), StreamError> {
     let channel = tls::channel(&partner.endpoint, client_config)
         .map_err(|e| StreamError::Transport(e.to_string()))?;
@@ -147,7 +184,7 @@ async fn stream_outbox(
             cursor = None;
         }
         while in_flight.len() < WINDOW {
-            let batch = next_batch(shared, partner, cursor)?;
+            let batch = next_batch(shared, partner, cursor, one_at_a_time)?;
             let Some(last) = batch.last() else { break };
             cursor = Some(last.item_id);
             sequence += 1;
@@ -178,8 +215,21 @@ async fn stream_outbox(
             }
         }
         let result = tokio::select! {
-            r = results.message() => r?,
+            r = results.message() => r,
             _ = shutdown.changed() => return Ok(()),
+        };
+        let result = match result {
+            Ok(result) => result,
+            Err(status) if too_large(&status) => {
+                let items = in_flight
+                    .front()
+                    .map(|b| b.expected.iter().map(|(id, _)| *id).collect());
+                return Err(StreamError::TooLarge {
+                    items: items.unwrap_or_default(),
+                    detail: status.message().to_owned(),
+                });
+            }
+            Err(status) => return Err(status.into()),
         };
         let Some(result) = result else {
             return Err(StreamError::Transport("stream ended by partner".into()));
@@ -196,17 +246,19 @@ fn next_batch(
     shared: &Shared,
     partner: &PartnerConfig,
     cursor: Option<[u8; 16]>,
+    one_at_a_time: bool,
 ) -> Result<Vec<store::Queued>, StreamError> {
+    let count = if one_at_a_time {
+        1
+    } else {
+        shared.config.delivery.batch_size
+    };
     let limit = shared
         .config
         .max_message_bytes
         .saturating_sub(MESSAGE_OVERHEAD);
     'read: loop {
-        let mut batch = shared.store.outbox_batch(
-            &partner.agency,
-            cursor,
-            shared.config.delivery.batch_size,
-        )?;
+        let mut batch = shared.store.outbox_batch(&partner.agency, cursor, count)?;
         let mut total = 0;
         let mut keep = 0;
         for queued in &batch {

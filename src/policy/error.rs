@@ -80,14 +80,11 @@ pub struct PolicyWarning {
 }
 
 impl fmt::Display for PolicyWarning {
-    /// `FILE:LINE: warning: MESSAGE`.
+    /// `FILE:LINE: MESSAGE`, or `FILE: MESSAGE` when the warning has no line.
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        write!(
-            f,
-            "{}:{}: warning: {}",
-            self.file.display(),
-            self.line,
-            self.message
-        )
+        match self.line {
+            0 => write!(f, "{}: {}", self.file.display(), self.message),
+            line => write!(f, "{}:{line}: {}", self.file.display(), self.message),
+        }
     }
 }
