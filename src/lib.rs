@@ -13,6 +13,7 @@
 //! - [`report`]: the JSON form of a report that analysts submit, and its validation.
 //! - [`sharing`]: the report kinds by name.
 //! - [`policy`]: per-partner sharing policies: outbound decisions, redaction, inbound kinds.
+//! - [`screen`]: the in-memory screening index: names matched against every watchlist held.
 //! - [`watchlist`]: watchlist names, importers for published list formats, digests, deltas.
 //! - [`audit`]: the append-only, hash-chained audit log.
 //! - [`store`]: the sled trees (items, outbox, deliveries, seen ids, audit).
@@ -37,6 +38,7 @@ pub mod identity;
 pub mod node;
 pub mod policy;
 pub mod report;
+pub mod screen;
 pub mod setup;
 pub mod sharing;
 pub mod store;
