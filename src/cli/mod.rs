@@ -103,14 +103,11 @@ async fn wait_for_stop(shared: &node::Shared) {
 }
 
 fn reload_on_signal(shared: &node::Shared) {
-    match shared.reload_policy() {
-        Ok(warnings) => {
-            for w in warnings {
-                tracing::warn!(warning = %w, "sharing policy");
-            }
+    // A refused reload is logged by the node itself, on one line with the first error.
+    if let Ok(warnings) = shared.reload_policy() {
+        for w in warnings {
+            tracing::warn!(warning = %w, "sharing policy");
         }
-        // The node has logged the refusal, one line, with the first error.
-        Err(_) => {}
     }
 }
 
