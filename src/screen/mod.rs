@@ -25,8 +25,8 @@
 //! Jaro-Winkler similar. The postings of those spellings credit the names that hold them;
 //! the rarest query tokens are read first, up to a budget of postings, and a token too
 //! common to read is checked on the best candidates instead. Each credited name's score is
-//! estimated from its credit and its length, and only the best few hundred are scored in
-//! full. So a search costs about the same whatever the size of the lists.
+//! estimated from its credit and its length, and only the best two hundred are scored in
+//! full. So the work of a search is bounded, whatever the size of the lists.
 //! [`ScreeningIndex::search_exhaustive`] scores every name instead: it is the reference
 //! the indexed search is measured against.
 //!

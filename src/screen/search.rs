@@ -16,12 +16,14 @@ use crate::pb;
 /// on the short-listed names instead.
 const POSTINGS_BUDGET: usize = 60_000;
 
-/// Names scored in full for one search, at least.
-const SHORTLIST: usize = 300;
+/// Most names scored in full for one search.
+const SHORTLIST: usize = 200;
 
-/// How far below the threshold a name's estimate may be and still be short-listed: the
-/// estimate assumes each matched name token is as long as the query token it matched.
-const ESTIMATE_SLACK: f64 = 0.10;
+/// How far below the threshold a name's estimate may be and still be short-listed. The
+/// estimate counts only the query tokens whose spellings found the name, and takes each
+/// matched name token to be as long as the query token: a name found through one token may
+/// still pair its other tokens with the query's when scored in full.
+const ESTIMATE_SLACK: f64 = 0.30;
 
 /// Taken off the score of a match on an alias, so that the same match on a primary name
 /// ranks first.
