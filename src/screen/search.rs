@@ -71,6 +71,9 @@ struct Plan {
     weight: f64,
     expansions: Vec<Expansion>,
     postings: usize,
+    /// For an initial (a single letter among longer tokens), its letter: it is not looked
+    /// up, but checked on the candidates against the first letter of their tokens.
+    initial: Option<u8>,
 }
 
 /// The entries a query allows.
@@ -183,7 +186,7 @@ impl ScreeningIndex {
             .collect();
         if !skipped.is_empty() {
             // Check the tokens whose postings were not read on the best candidates.
-            keep_best(&mut estimates, SHORTLIST * 2);
+            keep_best(&mut estimates, SHORTLIST * 4);
             for (estimate_of, name) in &mut estimates {
                 let credit = self.check_unread(*name, &skipped, scratch);
                 *estimate_of = estimate(&credit, total);
@@ -194,32 +197,36 @@ impl ScreeningIndex {
     }
 
     /// The query tokens in the order their postings are read (rarest first, while the
-    /// budget lasts), and those left to be checked on candidates.
+    /// budget lasts), and those left to be checked on candidates: tokens too common to
+    /// read, and initials (unless the query is made only of initials).
     fn plans(&self, tokens: &[String], scratch: &mut Scratch) -> (Vec<Plan>, Vec<Plan>) {
         let all_initials = tokens.iter().all(|t| t.len() == 1);
-        let mut plans: Vec<Plan> = tokens
-            .iter()
-            .take(GENERATING_TOKENS)
-            .enumerate()
-            .filter(|(_, t)| all_initials || t.len() > 1)
-            .map(|(i, t)| {
-                let expansions = self.vocab.expand(t, &mut scratch.trigrams);
-                let postings = expansions
-                    .iter()
-                    .map(|e| self.vocab.postings(e.token).len())
-                    .sum();
-                Plan {
-                    bit: 1 << i,
-                    weight: score::weight(t),
-                    expansions,
-                    postings,
-                }
-            })
-            .collect();
+        let mut plans = Vec::new();
+        let mut skipped = Vec::new();
+        for (i, t) in tokens.iter().take(GENERATING_TOKENS).enumerate() {
+            let mut plan = Plan {
+                bit: 1 << i,
+                weight: score::weight(t),
+                expansions: Vec::new(),
+                postings: 0,
+                initial: None,
+            };
+            if t.len() == 1 && !all_initials {
+                plan.initial = t.bytes().next();
+                skipped.push(plan);
+                continue;
+            }
+            plan.expansions = self.vocab.expand(t, &mut scratch.trigrams);
+            plan.postings = plan
+                .expansions
+                .iter()
+                .map(|e| self.vocab.postings(e.token).len())
+                .sum();
+            plans.push(plan);
+        }
         plans.sort_by_key(|p| p.postings);
         let mut budget = POSTINGS_BUDGET;
         let mut read = Vec::new();
-        let mut skipped = Vec::new();
         for plan in plans {
             if read.is_empty() || plan.postings <= budget {
                 budget = budget.saturating_sub(plan.postings);
@@ -240,12 +247,18 @@ impl ScreeningIndex {
             return credit;
         };
         for plan in skipped {
-            let best = plan
-                .expansions
-                .iter()
-                .filter(|e| rec.tokens.contains(&e.token))
-                .map(|e| e.similarity)
-                .next();
+            let best = match plan.initial {
+                Some(letter) => rec
+                    .tokens
+                    .iter()
+                    .any(|&t| self.vocab.text(t).as_bytes().first() == Some(&letter))
+                    .then_some(score::INITIAL),
+                None => plan
+                    .expansions
+                    .iter()
+                    .find(|e| rec.tokens.contains(&e.token))
+                    .map(|e| e.similarity),
+            };
             if let Some(similarity) = best {
                 credit.matched += (2.0 * plan.weight * similarity) as f32;
                 credit.weight = credit.weight.saturating_add(plan.weight as u16);

@@ -116,6 +116,21 @@ fn initials_match_the_names_they_begin() {
 }
 
 #[test]
+fn an_initial_picks_out_its_name_among_many_sharing_the_other_tokens() {
+    let mut people: Vec<_> = (0..500)
+        .map(|i| person(&format!("p{i}"), &format!("P{i:03} Smith")))
+        .collect();
+    people.push(person("john", "John Smith"));
+    let index = index(&people);
+    let hits = search(&index, "J. Smith");
+    assert_eq!(
+        hits.first().map(|h| h.entry_id.as_str()),
+        Some("john"),
+        "{hits:#?}"
+    );
+}
+
+#[test]
 fn aliases_are_searched_and_marked() {
     let index = index(&[entry(
         "1",
