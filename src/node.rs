@@ -30,6 +30,7 @@ use crate::{
     pb,
     policy::{Decision, ItemFacts, PolicyError, PolicyErrors, PolicySet, PolicyWarning},
     report,
+    screen::{Hit, Query, ScreeningIndex},
     store::{self, Sealed, Store, StoreError, StoredItem, Withheld},
     tls::{self, TlsMaterial},
 };
@@ -134,6 +135,8 @@ pub struct Shared {
     deliveries: broadcast::Sender<DeliveryEvent>,
     record_failures: Mutex<u64>,
     ids: Mutex<ulid::Generator>,
+    /// The names of every watchlist entry held, for screening.
+    screening: RwLock<ScreeningIndex>,
 }
 
 impl std::fmt::Debug for Shared {
@@ -180,8 +183,54 @@ impl Shared {
             deliveries: broadcast::channel(1024).0,
             record_failures: Mutex::new(0),
             ids: Mutex::new(ulid::Generator::new()),
+            screening: RwLock::new(ScreeningIndex::new()),
             config,
         })
+    }
+
+    /// Updates the screening index after list `list` changed (a publish or an applied
+    /// delta): `upserts` are added or replace the entries with their ids, `removals` are
+    /// entry ids taken out. Only the named entries are touched.
+    pub fn index_changes(&self, list: &str, upserts: &[pb::WatchlistEntry], removals: &[String]) {
+        let mut index = self.screening_mut();
+        for id in removals {
+            index.remove(list, id);
+        }
+        for entry in upserts {
+            index.upsert(list, entry);
+        }
+    }
+
+    /// Drops every entry of list `list` from the screening index (before a snapshot
+    /// replaces the list).
+    pub fn index_drop_list(&self, list: &str) {
+        self.screening_mut().remove_list(list);
+    }
+
+    /// Ranked matches for `query` across every list the node holds.
+    pub fn screen(&self, query: &Query) -> Vec<Hit> {
+        let index = match self.screening.read() {
+            Ok(index) => index,
+            Err(poisoned) => poisoned.into_inner(),
+        };
+        index.search(query)
+    }
+
+    /// Number of entries in the screening index, over all lists.
+    pub fn screening_entries(&self) -> usize {
+        match self.screening.read() {
+            Ok(index) => index.len(),
+            Err(poisoned) => poisoned.into_inner().len(),
+        }
+    }
+
+    /// The screening index, for writing. A poisoned lock is taken over: the index's
+    /// methods do not panic, so a panic elsewhere while it was held left it whole.
+    fn screening_mut(&self) -> std::sync::RwLockWriteGuard<'_, ScreeningIndex> {
+        match self.screening.write() {
+            Ok(index) => index,
+            Err(poisoned) => poisoned.into_inner(),
+        }
     }
 
     /// Validates a report from this agency, stores it, and seals and queues it for every
