@@ -54,6 +54,14 @@ pub enum Action {
     Query,
     /// The sharing policy was reloaded, or a reload was refused.
     PolicyChanged,
+    /// This node published a new version of a watchlist it owns.
+    ListPublished,
+    /// A watchlist delta or snapshot from its owner was applied.
+    ListApplied,
+    /// A watchlist delta did not give the digest it carried; a snapshot is pulled.
+    ListMismatch,
+    /// A watchlist pull was asked of an owner, or served to a partner.
+    ListPull,
 }
 
 impl Action {
@@ -69,6 +77,10 @@ impl Action {
             Action::Refused => "refused",
             Action::Query => "query",
             Action::PolicyChanged => "policy",
+            Action::ListPublished => "list-published",
+            Action::ListApplied => "list-applied",
+            Action::ListMismatch => "list-mismatch",
+            Action::ListPull => "list-pull",
         }
     }
 }

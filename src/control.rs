@@ -18,6 +18,14 @@ use crate::{
     store,
 };
 
+mod watchlists;
+
+pub use watchlists::{import_response, list_watchlists, show_watchlist};
+
+/// Largest message on the control socket, either way: room for a whole published list
+/// (the full SDN list is tens of megabytes as entries).
+pub const MAX_CONTROL_MESSAGE: usize = 256 * 1024 * 1024;
+
 /// Default and largest number of items `ListItems` returns.
 const LIST_DEFAULT: usize = 100;
 const LIST_MAX: usize = 10_000;
@@ -54,7 +62,11 @@ pub async fn serve(
 ) {
     let path = socket_path(&shared.config.data_dir);
     let result = tonic::transport::Server::builder()
-        .add_service(ControlServer::new(ControlService { shared }))
+        .add_service(
+            ControlServer::new(ControlService { shared })
+                .max_decoding_message_size(MAX_CONTROL_MESSAGE)
+                .max_encoding_message_size(MAX_CONTROL_MESSAGE),
+        )
         .serve_with_incoming_shutdown(UnixListenerStream::new(listener), async move {
             let _ = stopped.changed().await;
         })
@@ -114,6 +126,43 @@ impl pb::control_server::Control for ControlService {
         Ok(Response::new(submit_response(done)))
     }
 
+    async fn import_watchlist(
+        &self,
+        request: Request<pb::ImportWatchlistRequest>,
+    ) -> Result<Response<pb::ImportWatchlistResponse>, Status> {
+        let request = request.into_inner();
+        let published = self
+            .shared
+            .import_list(&request.list, request.entries, &request.source)
+            .await
+            .map_err(status)?;
+        Ok(Response::new(import_response(&published)))
+    }
+
+    async fn list_watchlists(
+        &self,
+        _request: Request<pb::ListWatchlistsRequest>,
+    ) -> Result<Response<pb::ListWatchlistsResponse>, Status> {
+        let shared = &self.shared;
+        record_query(&shared.store, "watchlist list", "");
+        let lists = list_watchlists(&shared.store, &shared.config, &shared.policy())
+            .map_err(|e| Status::internal(e.to_string()))?;
+        Ok(Response::new(pb::ListWatchlistsResponse { lists }))
+    }
+
+    async fn show_watchlist(
+        &self,
+        request: Request<pb::ShowWatchlistRequest>,
+    ) -> Result<Response<pb::ShowWatchlistResponse>, Status> {
+        let request = request.into_inner();
+        let shared = &self.shared;
+        let what = format!("{} {}", request.list, request.entry_id);
+        record_query(&shared.store, "watchlist show", what.trim_end());
+        let shown = show_watchlist(&shared.store, &shared.config, &shared.policy(), &request)
+            .map_err(status)?;
+        Ok(Response::new(shown))
+    }
+
     async fn reload_policy(
         &self,
         _request: Request<pb::ReloadPolicyRequest>,
@@ -134,6 +183,12 @@ fn status(e: NodeError) -> Status {
     match e {
         NodeError::Report(e) => Status::invalid_argument(e.to_string()),
         NodeError::NoSuchItem(_) => Status::not_found(e.to_string()),
+        NodeError::List(crate::node::ListError::NoSuchList(_)) => Status::not_found(e.to_string()),
+        NodeError::List(
+            crate::node::ListError::Name(_)
+            | crate::node::ListError::NotOwner { .. }
+            | crate::node::ListError::BadEntry { .. },
+        ) => Status::invalid_argument(e.to_string()),
         other => Status::internal(other.to_string()),
     }
 }
@@ -250,5 +305,9 @@ pub async fn connect(
         }))
         .await
         .ok()?;
-    Some(ControlClient::new(channel))
+    Some(
+        ControlClient::new(channel)
+            .max_decoding_message_size(MAX_CONTROL_MESSAGE)
+            .max_encoding_message_size(MAX_CONTROL_MESSAGE),
+    )
 }

@@ -343,8 +343,9 @@ pub enum OpenError {
     /// The signature does not verify with the sender's registered signing key.
     #[error("envelope signature does not verify with the sender's registered key")]
     BadSignature,
-    /// The body is not a report, or its kind is not the header's kind.
-    #[error("item body is not a report of the kind named in the envelope")]
+    /// The body is missing, or is not of the kind the header names (a report of that kind,
+    /// or a watchlist delta).
+    #[error("item body is not of the kind named in the envelope")]
     KindMismatch,
 }
 
@@ -379,7 +380,7 @@ pub fn open(
     let aad = header.encode();
     let plaintext = decrypt(me, &encapsulated, &aad, &env.ciphertext)?;
     let payload = verify_signed(sender_keys, &aad, &plaintext)?;
-    let item = decode_report(&header, payload)?;
+    let item = decode_item(&header, payload)?;
     Ok(Opened { header, item })
 }
 
@@ -447,15 +448,18 @@ fn verify_signed<'a>(
 }
 
 /// Decodes the signed payload and checks that it is a report of the header's kind.
-fn decode_report(header: &Header, payload: &[u8]) -> Result<pb::Item, OpenError> {
+fn decode_item(header: &Header, payload: &[u8]) -> Result<pb::Item, OpenError> {
     let item = pb::Item::decode(payload)
         .map_err(|_| OpenError::Malformed("payload: not a valid Item encoding".into()))?;
     // A body added by a later version of the schema decodes as no body, and is refused here.
     let agrees = match &item.body {
-        Some(pb::item::Body::Report(report)) => report.kind == header.kind as i32,
+        Some(pb::item::Body::Report(report)) => {
+            report.kind == header.kind as i32 && is_report_kind(header.kind)
+        }
+        Some(pb::item::Body::WatchlistDelta(_)) => header.kind == pb::ItemKind::WatchlistDelta,
         None => false,
     };
-    if agrees && is_report_kind(header.kind) {
+    if agrees {
         Ok(item)
     } else {
         Err(OpenError::KindMismatch)

@@ -13,9 +13,15 @@
 //! against the partner's registered signing key, and only then marks items delivered.
 //! While the partner is unreachable it retries with capped exponential backoff; each
 //! partner has its own task, so one slow partner holds up no other.
+//!
+//! Watchlists (`sync`): deltas arrive like reports and are applied strictly in order; a
+//! gap or a digest mismatch makes the node pull from the list's owner (the `Pull` RPC),
+//! and the owner answers pulls with freshly sealed deltas or a snapshot.
 
 mod receive;
 mod send;
+mod sync;
 
 pub use receive::PeerService;
+pub use sync::run_pulls;
 pub use send::{DeliveryEvent, run_delivery};

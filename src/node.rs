@@ -35,6 +35,11 @@ use crate::{
     tls::{self, TlsMaterial},
 };
 
+mod lists;
+
+pub use lists::{ListError, Published};
+pub(crate) use lists::check_delta;
+
 /// Why a node could not start or act.
 #[derive(Debug, thiserror::Error)]
 pub enum NodeError {
@@ -50,6 +55,9 @@ pub enum NodeError {
     /// The submitted report is invalid.
     #[error(transparent)]
     Report(#[from] report::ReportError),
+    /// A watchlist could not be published or read.
+    #[error(transparent)]
+    List(#[from] ListError),
     /// The sharing policy is invalid.
     #[error("invalid sharing policy:\n{0}")]
     Policy(#[from] PolicyErrors),
@@ -135,6 +143,8 @@ pub struct Shared {
     deliveries: broadcast::Sender<DeliveryEvent>,
     record_failures: Mutex<u64>,
     ids: Mutex<ulid::Generator>,
+    /// Watchlists whose missing versions are to be pulled from their owners.
+    pulls: lists::PullQueue,
     /// The names of every watchlist entry held, for screening.
     screening: RwLock<ScreeningIndex>,
 }
@@ -183,6 +193,7 @@ impl Shared {
             deliveries: broadcast::channel(1024).0,
             record_failures: Mutex::new(0),
             ids: Mutex::new(ulid::Generator::new()),
+            pulls: lists::PullQueue::new(),
             screening: RwLock::new(ScreeningIndex::new()),
             config,
         })
@@ -697,6 +708,7 @@ impl Node {
             control,
             stopped.clone(),
         ));
+        tasks.spawn(exchange::run_pulls(shared.clone(), stopped.clone()));
         for partner in shared.config.partners.clone() {
             tasks.spawn(exchange::run_delivery(
                 shared.clone(),

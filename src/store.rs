@@ -9,6 +9,11 @@
 //! | `deliveries` | item id (16) ‖ partner | [`DeliveryRecord`] |
 //! | `seen` | sender ‖ 0x00 ‖ item id (16) | envelope digest (32) |
 //! | `audit` | `h` → head; `e` ‖ seq (8, BE) → [`audit::Entry`] | |
+//! | `lists` | list name | [`ListMeta`] |
+//! | `list_entries` | list ‖ 0x00 ‖ entry id | encoded `pb::WatchlistEntry` (canonical) |
+//! | `list_deltas` | list ‖ 0x00 ‖ version (8, BE) | encoded `pb::WatchlistDelta`, whole (owner) |
+//! | `list_staged` | list ‖ 0x00 ‖ from (8, BE) ‖ to (8, BE) ‖ part (4, BE) | a received part or an out-of-order delta, waiting |
+//! | `list_sent` | list ‖ 0x00 ‖ partner ‖ 0x00 ‖ version (8, BE) | item ids (16 each) of the envelopes queued for it (owner) |
 //!
 //! Every change that belongs together is one sled transaction that also appends its audit
 //! entries, so a crash leaves either all of it or none. Callers that promise durability
@@ -27,6 +32,10 @@ use crate::{
     audit::{self, Event},
     pb,
 };
+
+mod lists;
+
+pub use lists::{ApplyOutcome, ListMeta, ListPublish, ListSyncRow, StagedKey};
 
 /// A storage failure. Its message names the operation; it never carries item content.
 #[derive(Debug, thiserror::Error)]
@@ -48,6 +57,13 @@ pub enum StoreError {
     Locked {
         /// The data directory.
         dir: String,
+    },
+    /// A watchlist delta did not give the digest it carries. Only used inside the store to
+    /// abort the transaction that applied it; callers see [`ApplyOutcome::Mismatch`].
+    #[error("watchlist delta does not give the digest it carries (computed {computed})")]
+    ListMismatch {
+        /// The digest the entries would have had.
+        computed: crate::watchlist::Digest,
     },
     /// A stored value could not be decoded.
     #[error("store {op}: corrupt record in tree {tree}")]
@@ -110,6 +126,7 @@ impl StoredItem {
     pub fn report(&self) -> Option<&pb::Report> {
         match self.item.as_ref()?.body.as_ref()? {
             pb::item::Body::Report(r) => Some(r),
+            pb::item::Body::WatchlistDelta(_) => None,
         }
     }
 }
@@ -201,6 +218,11 @@ pub struct Store {
     deliveries: sled::Tree,
     seen: sled::Tree,
     audit: sled::Tree,
+    lists: sled::Tree,
+    list_entries: sled::Tree,
+    list_deltas: sled::Tree,
+    list_staged: sled::Tree,
+    list_sent: sled::Tree,
 }
 
 impl std::fmt::Debug for Store {
@@ -235,6 +257,11 @@ impl Store {
             deliveries: tree("deliveries")?,
             seen: tree("seen")?,
             audit: tree("audit")?,
+            lists: tree("lists")?,
+            list_entries: tree("list_entries")?,
+            list_deltas: tree("list_deltas")?,
+            list_staged: tree("list_staged")?,
+            list_sent: tree("list_sent")?,
             db,
         })
     }

@@ -80,9 +80,32 @@ impl PeerService {
 
 type ResultStream = Pin<Box<dyn Stream<Item = Result<pb::BatchResult, Status>> + Send>>;
 
+type PullStream = Pin<Box<dyn Stream<Item = Result<pb::PullBatch, Status>> + Send>>;
+
 #[tonic::async_trait]
 impl pb::peer_exchange_server::PeerExchange for PeerService {
     type DeliverStream = ResultStream;
+    type PullStream = PullStream;
+
+    async fn pull(
+        &self,
+        request: Request<pb::PullRequest>,
+    ) -> Result<Response<Self::PullStream>, Status> {
+        let peer = request
+            .remote_addr()
+            .map_or_else(|| "unknown".to_owned(), |a: SocketAddr| a.to_string());
+        let partner = self.authenticate(&request, &peer)?;
+        let shared = self.shared.clone();
+        let pull = request.into_inner();
+        let batches =
+            tokio::task::spawn_blocking(move || super::sync::serve_pull(&shared, &partner, &pull))
+                .await
+                .map_err(|_| Status::internal("pull task failed"))??;
+        Ok(Response::new(Box::pin(tokio_stream::iter(
+            batches.into_iter().map(Ok),
+        ))))
+    }
+
 
     async fn deliver(
         &self,
@@ -240,9 +263,7 @@ async fn store_batch(
         items: checked,
         mut refusals,
     } = batch;
-    let outcomes = shared
-        .store
-        .receive(&partner.agency, &checked)
+    let outcomes = super::sync::receive(shared, &partner.agency, &checked)
         .map_err(|e| unavailable(partner, &e))?;
     shared
         .store
@@ -361,7 +382,8 @@ fn open_parallel(
     })
 }
 
-fn open_one(
+/// Checks and opens one envelope from `partner` (delivered, or answering a pull).
+pub(super) fn open_one(
     shared: &Shared,
     partner: &PartnerConfig,
     env: &pb::Envelope,
@@ -391,12 +413,16 @@ fn open_one(
     }
     let opened = envelope::open(&shared.identity, &partner.keys, env)
         .map_err(|e| (e.reason(), e.to_string()))?;
-    let report = match opened.item.body.as_ref() {
-        Some(pb::item::Body::Report(r)) => r,
+    match opened.item.body.as_ref() {
+        Some(pb::item::Body::Report(report)) => {
+            report::validate(report, &format!("item from {}", partner.agency))
+                .map_err(|e| (pb::RefusalReason::Malformed, e.to_string()))?;
+        }
+        Some(pb::item::Body::WatchlistDelta(delta)) => {
+            super::sync::check_incoming(shared, &partner.agency, delta, &opened.item.originator)?;
+        }
         None => return Err((pb::RefusalReason::Malformed, "empty item body".into())),
-    };
-    report::validate(report, &format!("item from {}", partner.agency))
-        .map_err(|e| (pb::RefusalReason::Malformed, e.to_string()))?;
+    }
     let origin = match opened.item.originator.as_str() {
         "" => opened.header.sender.clone(),
         other => {

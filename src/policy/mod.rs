@@ -170,6 +170,8 @@ struct PartnerPolicy {
     line: usize,
     /// Kinds accepted from it.
     accept: KindSet,
+    /// Watchlists accepted from it (patterns), when `accept_watchlists` narrows them.
+    accept_watchlists: Option<Vec<rule::Pattern>>,
     /// Outbound rules, in file order.
     rules: Vec<Rule>,
 }
@@ -213,6 +215,32 @@ pub enum Decision {
         /// Why, in words fit for an operator, such as `"TLP:RED never leaves the node"`.
         reason: String,
     },
+}
+
+/// The outbound decision for one watchlist and one partner.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum ListDecision {
+    /// Send the list's deltas, whole (redaction paths name report fields only).
+    Share {
+        /// Id of the share rule that matched.
+        rule: String,
+    },
+    /// Send it nothing.
+    Deny {
+        /// The deny rule that matched, or `None` when no rule matched.
+        rule: Option<String>,
+        /// Why, in words fit for an operator.
+        reason: String,
+    },
+}
+
+impl ListDecision {
+    fn deny(rule: Option<&str>, reason: impl Into<String>) -> Self {
+        ListDecision::Deny {
+            rule: rule.map(str::to_owned),
+            reason: reason.into(),
+        }
+    }
 }
 
 impl Decision {
@@ -297,6 +325,43 @@ impl PolicySet {
                 redactions: redaction.applied(),
             },
         }
+    }
+
+    /// The outbound decision for watchlist `list`, owned by this node's agency
+    /// `node_agency`, and `partner`: the first of the partner's rules that names the
+    /// `watchlist-delta` kind, whose `watchlists` patterns (if any) match the list, and
+    /// that sets no condition only a report can meet (TLP, markings, subjects, goods,
+    /// route, age) decides. A list this node does not own is never sent: only a list's
+    /// owner publishes it.
+    pub fn decide_list(&self, node_agency: &str, partner: &str, list: &str) -> ListDecision {
+        if crate::watchlist::list_owner(list) != Some(node_agency) {
+            return ListDecision::deny(None, "only the list's owner publishes it");
+        }
+        let Some(policy) = self.partner(partner) else {
+            return ListDecision::deny(None, format!("no policy for partner {partner}"));
+        };
+        match policy.rules.iter().find(|r| r.when.matches_list(list)) {
+            None => ListDecision::deny(None, "no rule matched"),
+            Some(Rule {
+                id,
+                action: Action::Deny,
+                ..
+            }) => ListDecision::deny(Some(id), format!("rule `{id}` denies")),
+            Some(Rule { id, .. }) => ListDecision::Share { rule: id.clone() },
+        }
+    }
+
+    /// Inbound: whether this node accepts deltas of watchlist `list` from `partner`: the
+    /// partner's `accept` names `watchlist-delta`, and its `accept_watchlists` patterns,
+    /// when given, match the list. (That the partner owns the list is checked apart.)
+    pub fn accepts_list(&self, partner: &str, list: &str) -> bool {
+        self.partner(partner).is_some_and(|p| {
+            p.accept.contains(ItemKind::WatchlistDelta as i32)
+                && p
+                    .accept_watchlists
+                    .as_ref()
+                    .is_none_or(|patterns| patterns.iter().any(|pat| pat.matches(list)))
+        })
     }
 
     /// Inbound: whether this node accepts items of `kind` from `partner`.

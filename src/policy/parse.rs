@@ -23,7 +23,7 @@ use crate::{
 type Value<'i> = Spanned<DeValue<'i>>;
 
 const TOP_KEYS: &[&str] = &["version", "partner"];
-const PARTNER_KEYS: &[&str] = &["agency", "accept", "rule"];
+const PARTNER_KEYS: &[&str] = &["agency", "accept", "accept_watchlists", "rule"];
 const RULE_KEYS: &[&str] = &[
     "id",
     "kinds",
@@ -201,6 +201,10 @@ impl Checker<'_> {
             .get("accept")
             .map(|v| self.kinds(v, &format!("{key}.accept"), true))
             .unwrap_or_default();
+        let accept_watchlists =
+            self.condition(t, key, "accept_watchlists", EXPECTED_WATCHLIST, |s| {
+                pattern(s, is_watchlist_byte)
+            });
         let mut rules: Vec<Rule> = Vec::new();
         for (j, table) in self.tables(t.get("rule"), &format!("{key}.rule"), "[[partner.rule]]") {
             let rule_key = format!("{key}.rule[{j}]");
@@ -218,6 +222,7 @@ impl Checker<'_> {
             agency,
             line,
             accept,
+            accept_watchlists,
             rules,
         }
     }
@@ -256,7 +261,6 @@ impl Checker<'_> {
         };
         let subject_types = quoted_names(SUBJECT_TYPES.map(|(_, name)| name));
         let control_entry = |b: u8| b.is_ascii_alphanumeric() || b == b'.' || b == b'-';
-        let watchlist = |b: u8| b.is_ascii_alphanumeric() || b"-_./".contains(&b);
         Conditions {
             kinds,
             tlp_max: t.get("tlp_max").and_then(|v| self.tlp(v, &k("tlp_max"))),
@@ -289,7 +293,7 @@ impl Checker<'_> {
             hs_codes: self.condition(t, key, "hs_codes", EXPECTED_HS_CODE, hs_pattern),
             route_countries: self.condition(t, key, "route_countries", EXPECTED_COUNTRY, country),
             watchlists: self.condition(t, key, "watchlists", EXPECTED_WATCHLIST, |s| {
-                pattern(s, watchlist)
+                pattern(s, is_watchlist_byte)
             }),
             max_age_days: t
                 .get("max_age_days")
@@ -582,6 +586,11 @@ fn is_id_byte(b: u8) -> bool {
 
 /// A pattern whose bytes before an optional final `*` are all `allowed`; `"*"` alone is a
 /// pattern too.
+/// A byte a watchlist pattern may hold.
+fn is_watchlist_byte(b: u8) -> bool {
+    b.is_ascii_alphanumeric() || b"-_./".contains(&b)
+}
+
 fn pattern(text: &str, allowed: impl Fn(u8) -> bool) -> Option<Pattern> {
     let body = text.strip_suffix('*').unwrap_or(text);
     let valid = text.len() <= MAX_PATTERN_LEN && !text.is_empty() && body.bytes().all(allowed);

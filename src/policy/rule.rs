@@ -143,6 +143,27 @@ impl Conditions {
             && self.goods_match(&report.goods)
     }
 
+    /// Whether the rule applies to a delta of watchlist `list`: it names the
+    /// `watchlist-delta` kind, its `watchlists` patterns (if any) match the list, and it
+    /// sets no condition that only a report can meet.
+    pub(super) fn matches_list(&self, list: &str) -> bool {
+        let report_only = self.tlp_max.is_some()
+            || self.originator_control.is_some()
+            || self.releasable_to_partner
+            || self.subject_types.is_some()
+            || self.subject_countries.is_some()
+            || self.control_entries.is_some()
+            || self.hs_codes.is_some()
+            || self.route_countries.is_some()
+            || self.max_age_days.is_some();
+        self.kinds.contains(ItemKind::WatchlistDelta as i32)
+            && !report_only
+            && self
+                .watchlists
+                .as_ref()
+                .is_none_or(|patterns| patterns.iter().any(|p| p.matches(list)))
+    }
+
     /// `route_countries`: any country of the route is listed.
     fn route_matches(&self, route: Option<&pb::Route>) -> bool {
         let Some(countries) = &self.route_countries else {

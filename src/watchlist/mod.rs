@@ -10,6 +10,7 @@
 //!   Each importer's module documents how the publisher's fields map onto an entry.
 //! - [`canonical`] puts an entry in the one form that is hashed and compared, [`Digest`]
 //!   summarises a list's entries, and [`diff`] computes the [`Delta`] between two versions.
+//! - [`split`] cuts a delta into parts that fit a message, and [`assemble`] joins them.
 //!
 //! What holds for every importer:
 //!
@@ -37,6 +38,7 @@ mod csl;
 mod digest;
 mod dpl;
 mod ofac;
+mod parts;
 mod source;
 mod un;
 
@@ -46,6 +48,7 @@ use std::{
 };
 
 pub use digest::{Delta, Digest, canonical, diff};
+pub use parts::{assemble, split};
 
 use crate::{identity::validate_agency_id, pb};
 
