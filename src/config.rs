@@ -20,6 +20,14 @@ use crate::identity::{self, PublicKeys};
 /// The default limit on one gRPC message (one batch of envelopes): 4 MiB.
 pub const DEFAULT_MAX_MESSAGE_BYTES: usize = 4 * 1024 * 1024;
 
+/// The default `[screening] threshold`: the lowest score of a watchlist hit kept with a
+/// stored report.
+pub const DEFAULT_SCREENING_THRESHOLD: f64 = 0.90;
+
+/// The values `[screening] threshold` may take. Below 0.5 nearly every name "matches"
+/// something, which would bury the real hits.
+pub const SCREENING_THRESHOLD_RANGE: std::ops::RangeInclusive<f64> = 0.5..=1.0;
+
 /// A configuration error: which file, where, and what was expected.
 #[derive(Debug, thiserror::Error)]
 pub enum ConfigError {
@@ -80,6 +88,8 @@ pub struct Config {
     pub tls_ca: PathBuf,
     /// Delivery tuning.
     pub delivery: Delivery,
+    /// Screening of stored reports against the watchlists held.
+    pub screening: Screening,
     /// Registered partners, in file order.
     pub partners: Vec<PartnerConfig>,
 }
@@ -93,6 +103,21 @@ pub struct Delivery {
     pub max_backoff_ms: u64,
     /// First wait after a failure, in milliseconds.
     pub initial_backoff_ms: u64,
+}
+
+/// Screening of stored reports.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Screening {
+    /// Lowest score of a hit kept with a report, in [`SCREENING_THRESHOLD_RANGE`].
+    pub threshold: f64,
+}
+
+impl Default for Screening {
+    fn default() -> Self {
+        Self {
+            threshold: DEFAULT_SCREENING_THRESHOLD,
+        }
+    }
 }
 
 /// One registered partner.
@@ -159,7 +184,15 @@ struct RawConfig {
     #[serde(default)]
     delivery: RawDelivery,
     #[serde(default)]
+    screening: RawScreening,
+    #[serde(default)]
     partners: Vec<RawPartner>,
+}
+
+#[derive(Deserialize, Default)]
+#[serde(deny_unknown_fields)]
+struct RawScreening {
+    threshold: Option<Spanned<f64>>,
 }
 
 #[derive(Deserialize)]
@@ -248,6 +281,7 @@ impl Validator<'_> {
                 1..=3_600_000,
             )? as u64,
         };
+        let screening = self.screening(&raw.screening)?;
         let mut partners: Vec<PartnerConfig> = Vec::new();
         for (i, p) in raw.partners.into_iter().enumerate() {
             let at = p.agency.clone();
@@ -274,7 +308,28 @@ impl Validator<'_> {
             tls_key: self.path(&raw.tls.key),
             tls_ca: self.path(&raw.tls.ca),
             delivery,
+            screening,
             partners,
+        })
+    }
+
+    fn screening(&self, raw: &RawScreening) -> Result<Screening, ConfigError> {
+        let Some(threshold) = &raw.threshold else {
+            return Ok(Screening::default());
+        };
+        if !SCREENING_THRESHOLD_RANGE.contains(threshold.get_ref()) {
+            return Err(self.invalid(
+                threshold,
+                "screening.threshold",
+                &format!(
+                    "a score from {} to {}, such as {DEFAULT_SCREENING_THRESHOLD}",
+                    SCREENING_THRESHOLD_RANGE.start(),
+                    SCREENING_THRESHOLD_RANGE.end()
+                ),
+            ));
+        }
+        Ok(Screening {
+            threshold: *threshold.get_ref(),
         })
     }
 
@@ -536,6 +591,23 @@ mod tests {
         assert_eq!(config.delivery.batch_size, 16);
         assert_eq!(config.delivery.max_backoff_ms, 5000);
         assert_eq!(config.delivery.initial_backoff_ms, 50);
+    }
+
+    #[test]
+    fn the_screening_threshold_defaults_and_is_read_and_checked() {
+        let config = parse(&base()).unwrap();
+        assert_eq!(config.screening.threshold, DEFAULT_SCREENING_THRESHOLD);
+        let config = parse(&(base() + "\n[screening]\nthreshold = 0.95\n")).unwrap();
+        assert_eq!(config.screening.threshold, 0.95);
+        let config = parse(&(base() + "\n[screening]\nthreshold = 1\n")).unwrap();
+        assert_eq!(config.screening.threshold, 1.0);
+        for bad in ["0.2", "1.5", "-1", "nan"] {
+            let text = base() + &format!("\n[screening]\nthreshold = {bad}\n");
+            let message = assert_invalid(&text, "screening.threshold", "threshold =");
+            assert!(message.contains("a score from 0.5 to 1"), "{message}");
+        }
+        assert_syntax(&(base() + "\n[screening]\nthreshold = \"high\"\n"));
+        assert_syntax(&(base() + "\n[screening]\nthreshhold = 0.9\n"));
     }
 
     #[test]

@@ -26,6 +26,10 @@ pub use watchlists::{import_response, list_watchlists, show_watchlist};
 /// (the full SDN list is tens of megabytes as entries).
 pub const MAX_CONTROL_MESSAGE: usize = 256 * 1024 * 1024;
 
+mod screening;
+
+pub use screening::screen;
+
 /// Default and largest number of items `ListItems` returns.
 const LIST_DEFAULT: usize = 100;
 const LIST_MAX: usize = 10_000;
@@ -115,6 +119,18 @@ impl pb::control_server::Control for ControlService {
         Ok(Response::new(
             get_item(&self.shared.store, &id).map_err(status)?,
         ))
+    }
+
+    async fn screen(
+        &self,
+        request: Request<pb::ScreenRequest>,
+    ) -> Result<Response<pb::ScreenResponse>, Status> {
+        let shared = &self.shared;
+        let request = request.into_inner();
+        let entries = shared.screening_entries();
+        let response = screen(&shared.store, &request, entries, |q| shared.screen(q))
+            .map_err(|e| Status::invalid_argument(e.to_string()))?;
+        Ok(Response::new(response))
     }
 
     async fn share_item(
@@ -245,9 +261,11 @@ pub fn get_item(store: &store::Store, item_id: &str) -> Result<pb::GetItemRespon
         .find(|i| i.own)
         .or_else(|| copies.first())
         .ok_or_else(|| NodeError::NoSuchItem(item_id.to_owned()))?;
+    let screening = store.screening(&id, &item.sender)?;
     Ok(pb::GetItemResponse {
         summary: Some(summary(store, item)?),
         report: item.report().cloned(),
+        screening_hits: screening.map(|s| s.hits).unwrap_or_default(),
     })
 }
 
@@ -284,6 +302,9 @@ fn summary(
             .and_then(|r| r.handling.as_ref())
             .map_or(0, |h| h.tlp),
         originator: item.origin.clone(),
+        screening_hits: store
+            .screening(&id, &item.sender)?
+            .map_or(0, |s| s.hits.len() as u32),
     })
 }
 

@@ -39,6 +39,10 @@ pub(crate) enum Command {
     /// Check a sharing policy, see what a partner would receive, reload it.
     #[command(subcommand)]
     Policy(PolicyCommand),
+    /// Screen a name against every watchlist the node holds, own and received: ranked
+    /// matches with their score, the name or alias matched, the list, the entry id and why
+    /// it matched. Every screening is recorded in the audit log.
+    Screen(ScreenArgs),
     /// Inspect the audit log.
     #[command(subcommand)]
     Audit(AuditCommand),
@@ -78,6 +82,32 @@ pub(crate) struct InitArgs {
     /// Extra host names or IP addresses for the TLS certificate (repeatable).
     #[arg(long = "host")]
     hosts: Vec<String>,
+}
+
+#[derive(clap::Args)]
+pub(crate) struct ScreenArgs {
+    /// The node's config file.
+    #[arg(long, short, env = "ENTENTE_CONFIG")]
+    config: PathBuf,
+    /// The name to screen, as written (any case, accents, word order).
+    name: String,
+    /// Only entries of this type (person, organisation, vessel, aircraft), or of no
+    /// stated type.
+    #[arg(long = "type", value_name = "TYPE")]
+    subject_type: Option<String>,
+    /// Only entries connected to this country (ISO 3166-1 alpha-2, such as IR), or to
+    /// none.
+    #[arg(long)]
+    country: Option<String>,
+    /// Show at most this many matches (1 to 1000).
+    #[arg(long, default_value_t = 10)]
+    limit: u32,
+    /// Lowest score shown, above 0 and at most 1.
+    #[arg(long, default_value_t = entente::screen::DEFAULT_MIN_SCORE)]
+    min_score: f64,
+    /// Print JSON instead of a table.
+    #[arg(long)]
+    json: bool,
 }
 
 #[derive(Subcommand)]

@@ -40,6 +40,10 @@ mod lists;
 pub use lists::{ListError, Published};
 pub(crate) use lists::check_delta;
 
+mod screening;
+
+pub use screening::{IndexBuilt, build_index};
+
 /// Why a node could not start or act.
 #[derive(Debug, thiserror::Error)]
 pub enum NodeError {
@@ -179,6 +183,7 @@ impl Shared {
             tracing::warn!(warning = %w, "sharing policy");
         }
         let store = Store::open_patiently(&config.data_dir, std::time::Duration::from_secs(5))?;
+        let index = screening::open_index(&store)?;
         let notifiers = config
             .partners
             .iter()
@@ -194,7 +199,7 @@ impl Shared {
             record_failures: Mutex::new(0),
             ids: Mutex::new(ulid::Generator::new()),
             pulls: lists::PullQueue::new(),
-            screening: RwLock::new(ScreeningIndex::new()),
+            screening: RwLock::new(index),
             config,
         })
     }
@@ -329,6 +334,7 @@ impl Shared {
         };
         let (sealed, withheld) = self.decide_and_seal(&stored, &[])?;
         self.store.submit(&stored, &sealed, &withheld)?;
+        self.screen_stored(&self.config.agency, &stored);
         Ok(submitted(&stored, &sealed, &withheld))
     }
 

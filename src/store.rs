@@ -9,6 +9,7 @@
 //! | `deliveries` | item id (16) ‖ partner | [`DeliveryRecord`] |
 //! | `seen` | sender ‖ 0x00 ‖ item id (16) | envelope digest (32) |
 //! | `audit` | `h` → head; `e` ‖ seq (8, BE) → [`audit::Entry`] | |
+//! | `screening` | item id (16) ‖ sender agency (the item's key) | encoded `pb::ReportScreening`: the watchlist hits of a report's subjects |
 //! | `lists` | list name | [`ListMeta`] |
 //! | `list_entries` | list ‖ 0x00 ‖ entry id | encoded `pb::WatchlistEntry` (canonical) |
 //! | `list_deltas` | list ‖ 0x00 ‖ version (8, BE) | encoded `pb::WatchlistDelta`, whole (owner) |
@@ -36,6 +37,8 @@ use crate::{
 mod lists;
 
 pub use lists::{ApplyOutcome, ListMeta, ListPublish, ListSyncRow, StagedKey};
+
+mod screening;
 
 /// A storage failure. Its message names the operation; it never carries item content.
 #[derive(Debug, thiserror::Error)]
@@ -217,6 +220,7 @@ pub struct Store {
     outbox: sled::Tree,
     deliveries: sled::Tree,
     seen: sled::Tree,
+    screening: sled::Tree,
     audit: sled::Tree,
     lists: sled::Tree,
     list_entries: sled::Tree,
@@ -256,6 +260,7 @@ impl Store {
             outbox: tree("outbox")?,
             deliveries: tree("deliveries")?,
             seen: tree("seen")?,
+            screening: tree("screening")?,
             audit: tree("audit")?,
             lists: tree("lists")?,
             list_entries: tree("list_entries")?,

@@ -134,6 +134,7 @@ fn member_config(dir: &Path, agency: &str, listen: std::net::SocketAddr) -> Conf
             max_backoff_ms: 2_000,
             initial_backoff_ms: 50,
         },
+        screening: crate::config::Screening::default(),
         partners: Vec::new(),
     }
 }

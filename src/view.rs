@@ -24,6 +24,7 @@ pub fn summary_json(item: &pb::ItemSummary) -> serde_json::Value {
         "created_at": time_text(item.created_at_ms),
         "stored_at": time_text(item.stored_at_ms),
         "deliveries": deliveries,
+        "screening_hits": item.screening_hits,
     })
 }
 
@@ -33,20 +34,21 @@ pub fn summary_table(items: &[pb::ItemSummary]) -> String {
         return "no items\n".to_owned();
     }
     let mut out = format!(
-        "{:<26}  {:<9}  {:<22}  {:<12}  {:<20}  {:<28}  {}\n",
-        "ITEM", "FROM", "KIND", "TLP", "CREATED (UTC)", "SUBJECTS", "DELIVERY"
+        "{:<26}  {:<9}  {:<22}  {:<12}  {:<20}  {:<28}  {:>4}  {}\n",
+        "ITEM", "FROM", "KIND", "TLP", "CREATED (UTC)", "SUBJECTS", "HITS", "DELIVERY"
     );
     for item in items {
         let tlp = report::tlp_name(pb::TlpLevel::try_from(item.tlp).unwrap_or_default());
         let _ = writeln!(
             out,
-            "{:<26}  {:<9}  {:<22}  {:<12}  {:<20}  {:<28}  {}",
+            "{:<26}  {:<9}  {:<22}  {:<12}  {:<20}  {:<28}  {:>4}  {}",
             item.item_id,
             item.sender,
             kind_name(item.kind),
             tlp,
             time_text(item.created_at_ms),
             clip(&item.subjects.join("; "), 28),
+            item.screening_hits,
             delivery_text(item),
         );
     }
@@ -122,6 +124,8 @@ pub fn item_json(item: &pb::GetItemResponse) -> serde_json::Value {
         obj.insert("deliveries".into(), decisions.into());
         let report = item.report.as_ref().map(report::report_to_json);
         obj.insert("report".into(), report.unwrap_or_default());
+        let hits: Vec<_> = item.screening_hits.iter().map(hit_json).collect();
+        obj.insert("screening_hits".into(), hits.into());
     }
     out
 }
@@ -166,10 +170,97 @@ pub fn item_text(item: &pb::GetItemResponse) -> String {
         out.push_str("sharing\n");
         out.push_str(&decisions_text(&s.deliveries));
     }
+    out.push_str(&report_hits_text(&item.screening_hits));
     if let Some(r) = &item.report {
         let json = serde_json::to_string_pretty(&report::report_to_json(r)).unwrap_or_default();
         let _ = writeln!(out, "report\n{json}");
     }
+    out
+}
+
+/// The watchlist hits kept with a report, one line each with its reasons below (for
+/// `report show`).
+fn report_hits_text(hits: &[pb::ScreeningHit]) -> String {
+    if hits.is_empty() {
+        return "screening   no watchlist hits\n".to_owned();
+    }
+    let mut out = format!("screening   {} watchlist hit(s)\n", hits.len());
+    for h in hits {
+        let screened = if h.screened_name == h.subject {
+            String::new()
+        } else {
+            format!(" (as {:?})", h.screened_name)
+        };
+        let _ = writeln!(
+            out,
+            "  {:.3}  subject {:?}{screened} matched {:?} in {} entry {}",
+            h.score, h.subject, h.matched_name, h.list, h.entry_id
+        );
+        let _ = writeln!(out, "         why: {}", h.why.join("; "));
+    }
+    out
+}
+
+/// One hit as JSON.
+fn hit_json(h: &pb::ScreeningHit) -> serde_json::Value {
+    let mut value = json!({
+        "score": h.score,
+        "list": h.list,
+        "entry_id": h.entry_id,
+        "matched_name": h.matched_name,
+        "primary_name": h.primary_name,
+        "why": h.why,
+    });
+    if let Some(obj) = value.as_object_mut()
+        && !h.subject.is_empty()
+    {
+        obj.insert("subject".into(), h.subject.clone().into());
+        obj.insert("screened_name".into(), h.screened_name.clone().into());
+    }
+    value
+}
+
+/// The answer to `entente screen` as JSON: the entries screened and the hits, best first.
+pub fn screen_json(response: &pb::ScreenResponse) -> serde_json::Value {
+    let hits: Vec<_> = response.hits.iter().map(hit_json).collect();
+    json!({"entries": response.entries, "hits": hits})
+}
+
+/// The answer to `entente screen` as text: one line per hit, its reasons below.
+pub fn screen_text(response: &pb::ScreenResponse, min_score: f64) -> String {
+    if response.hits.is_empty() {
+        return format!(
+            "no match scoring {min_score:.2} or more among {} watchlist entries\n",
+            response.entries
+        );
+    }
+    let mut out = format!(
+        "{:<6}  {:<16}  {:<12}  {:<36}  {}\n",
+        "SCORE", "LIST", "ENTRY", "MATCHED NAME", "PRIMARY NAME"
+    );
+    for h in &response.hits {
+        let matched = if h.why.iter().any(|w| w == "alias") {
+            format!("{} (alias)", h.matched_name)
+        } else {
+            h.matched_name.clone()
+        };
+        let _ = writeln!(
+            out,
+            "{:<6.3}  {:<16}  {:<12}  {:<36}  {}",
+            h.score,
+            h.list,
+            h.entry_id,
+            clip(&matched, 36),
+            h.primary_name
+        );
+        let _ = writeln!(out, "        why: {}", h.why.join("; "));
+    }
+    let _ = writeln!(
+        out,
+        "{} match(es) among {} watchlist entries",
+        response.hits.len(),
+        response.entries
+    );
     out
 }
 

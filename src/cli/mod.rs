@@ -5,6 +5,7 @@
 
 mod policy;
 mod report;
+mod screen;
 
 use std::path::Path;
 
@@ -39,6 +40,7 @@ pub(crate) async fn run(command: Command) -> CliResult {
             file,
         }) => policy::explain(&config, &partner, origin.as_deref(), &file),
         Command::Policy(PolicyCommand::Reload { config }) => policy::reload(&config).await,
+        Command::Screen(args) => screen::run(args).await,
         Command::Audit(AuditCommand::Verify { config }) => audit_verify(&config),
         Command::Certs(CertsCommand::Example { dir }) => {
             entente::setup::write_example(&dir)?;

@@ -265,6 +265,9 @@ async fn store_batch(
     } = batch;
     let outcomes = super::sync::receive(shared, &partner.agency, &checked)
         .map_err(|e| unavailable(partner, &e))?;
+    // Screening the new reports' subjects costs microseconds each; their hits go to disk
+    // with them in the flush below.
+    shared.screen_received(&partner.agency, &checked, &outcomes);
     shared
         .store
         .flush()

@@ -49,6 +49,7 @@
 //! entry's type, so that estimating a candidate reads nothing else.
 
 mod normalise;
+mod request;
 mod score;
 mod search;
 mod vocab;
@@ -59,6 +60,10 @@ use foldhash::HashMap;
 use serde::Serialize;
 
 pub use normalise::{MAX_TOKEN_LEN, MAX_TOKENS, normalise};
+pub use request::{
+    MAX_LIMIT, MAX_REPORT_HITS, RequestError, TYPE_NAMES, hit_to_pb, parse_subject_type, query,
+    screen_report, subject_type_name,
+};
 
 use crate::pb;
 use vocab::{Posting, Vocab};

@@ -133,7 +133,7 @@ fn key(name: &str) -> String {
 
 /// The ISO 3166-1 alpha-2 code of `name_or_code`, or `None` when it is neither an assigned
 /// code (in upper case) nor a known country name.
-pub(super) fn code(name_or_code: &str) -> Option<&'static str> {
+pub(crate) fn code(name_or_code: &str) -> Option<&'static str> {
     let s = name_or_code.trim();
     let is_code_shape = s.len() == 2 && s.bytes().all(|b| b.is_ascii_uppercase());
     if is_code_shape {

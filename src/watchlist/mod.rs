@@ -52,6 +52,9 @@ pub use parts::{assemble, split};
 
 use crate::{identity::validate_agency_id, pb};
 
+/// The ISO 3166-1 alpha-2 code of a code or country name, as the importers read them.
+pub(crate) use countries::code as country_code;
+
 /// The rule for a watchlist name, as error messages state it.
 pub const LIST_NAME_RULE: &str = "AGENCY/list: an agency id (2 to 32 upper-case letters, digits \
      and '-', starting with a letter), '/', then 1 to 64 characters of a-z, 0-9 and '-' \
