@@ -23,5 +23,5 @@ mod send;
 mod sync;
 
 pub use receive::PeerService;
-pub use sync::run_pulls;
 pub use send::{DeliveryEvent, run_delivery};
+pub use sync::run_pulls;

@@ -43,6 +43,10 @@ pub(crate) enum Command {
     /// matches with their score, the name or alias matched, the list, the entry id and why
     /// it matched. Every screening is recorded in the audit log.
     Screen(ScreenArgs),
+    /// Publish watchlists this agency owns, and see every list the node holds (own and
+    /// received from their owners) with its version, digest and sync state per partner.
+    #[command(subcommand)]
+    Watchlist(cli::watchlist::WatchlistCommand),
     /// Inspect the audit log.
     #[command(subcommand)]
     Audit(AuditCommand),

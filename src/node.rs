@@ -37,8 +37,8 @@ use crate::{
 
 mod lists;
 
-pub use lists::{ListError, Published};
 pub(crate) use lists::check_delta;
+pub use lists::{ListError, Published};
 
 mod screening;
 

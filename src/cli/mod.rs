@@ -6,6 +6,7 @@
 mod policy;
 mod report;
 mod screen;
+pub(crate) mod watchlist;
 
 use std::path::Path;
 
@@ -41,6 +42,7 @@ pub(crate) async fn run(command: Command) -> CliResult {
         }) => policy::explain(&config, &partner, origin.as_deref(), &file),
         Command::Policy(PolicyCommand::Reload { config }) => policy::reload(&config).await,
         Command::Screen(args) => screen::run(args).await,
+        Command::Watchlist(command) => watchlist::run(command).await,
         Command::Audit(AuditCommand::Verify { config }) => audit_verify(&config),
         Command::Certs(CertsCommand::Example { dir }) => {
             entente::setup::write_example(&dir)?;

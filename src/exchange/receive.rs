@@ -106,7 +106,6 @@ impl pb::peer_exchange_server::PeerExchange for PeerService {
         ))))
     }
 
-
     async fn deliver(
         &self,
         request: Request<Streaming<pb::DeliverBatch>>,

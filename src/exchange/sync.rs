@@ -47,7 +47,12 @@ pub(super) fn check_incoming(
             "a watchlist delta names no originator: only its owner sends it".into(),
         ));
     }
-    check_delta(delta).map_err(|e| (pb::RefusalReason::Malformed, format!("watchlist delta: {e}")))?;
+    check_delta(delta).map_err(|e| {
+        (
+            pb::RefusalReason::Malformed,
+            format!("watchlist delta: {e}"),
+        )
+    })?;
     let owner = watchlist::list_owner(&delta.list).unwrap_or_default();
     if owner != sender {
         return Err((
@@ -130,10 +135,9 @@ fn receive_delta(
         shared
             .store
             .stage_list_delta(delta, &seen, std::slice::from_ref(&received))?;
-        let parts =
-            shared
-                .store
-                .staged_parts(&delta.list, delta.from_version, delta.to_version)?;
+        let parts = shared
+            .store
+            .staged_parts(&delta.list, delta.from_version, delta.to_version)?;
         if parts.len() == delta.parts as usize {
             match watchlist::assemble(parts) {
                 Some(whole) => handle_whole(shared, &whole, &[], &[])?,
@@ -197,7 +201,13 @@ fn handle_whole(
         let meta = shared.store.list_meta(list)?.unwrap_or_default();
         match fit(delta, &meta) {
             Fit::Old => {
-                debug!(list, from = delta.from_version, to = delta.to_version, held = meta.version, "watchlist delta older than the version held; ignored");
+                debug!(
+                    list,
+                    from = delta.from_version,
+                    to = delta.to_version,
+                    held = meta.version,
+                    "watchlist delta older than the version held; ignored"
+                );
                 shared.store.mark_list_seen(seen, events)?;
                 return shared
                     .store
@@ -211,7 +221,12 @@ fn handle_whole(
                     meta.version + 1,
                     delta.from_version
                 );
-                info!(list, held = meta.version, from = delta.from_version, "watchlist delta ahead of the version held; pulling the missing versions");
+                info!(
+                    list,
+                    held = meta.version,
+                    from = delta.from_version,
+                    "watchlist delta ahead of the version held; pulling the missing versions"
+                );
                 shared
                     .store
                     .drop_staged(list, delta.from_version, delta.to_version)?;
@@ -221,13 +236,19 @@ fn handle_whole(
                     ..delta.clone()
                 };
                 shared.store.stage_list_delta(&whole, seen, events)?;
-                shared.store.set_list_state(list, "waiting", &waiting, &[])?;
+                shared
+                    .store
+                    .set_list_state(list, "waiting", &waiting, &[])?;
                 shared.want_pull(list);
                 return Ok(());
             }
             Fit::Applies => {}
         }
-        let kind = if delta.from_version == 0 { "snapshot" } else { "delta" };
+        let kind = if delta.from_version == 0 {
+            "snapshot"
+        } else {
+            "delta"
+        };
         let applied = Event::new(
             Action::ListApplied,
             owner,
@@ -247,7 +268,13 @@ fn handle_whole(
             .apply_list_delta(delta, meta.version, seen, &all_events)?
         {
             ApplyOutcome::Applied => {
-                info!(list, kind, version = delta.to_version, entries = delta.entry_count, "watchlist applied");
+                info!(
+                    list,
+                    kind,
+                    version = delta.to_version,
+                    entries = delta.entry_count,
+                    "watchlist applied"
+                );
                 if delta.from_version == 0 {
                     shared.index_drop_list(list);
                 }
@@ -260,7 +287,10 @@ fn handle_whole(
             }
         }
     }
-    warn!(list, "watchlist kept changing while a delta was applied; pulling it");
+    warn!(
+        list,
+        "watchlist kept changing while a delta was applied; pulling it"
+    );
     shared.want_pull(list);
     Ok(())
 }
@@ -462,15 +492,14 @@ async fn apply_pulled(
     let mut events = Vec::new();
     for env in &batch.envelopes {
         let id = store::ulid_text(&store::id16(&env.item_id));
-        let opened = open_one(shared, partner, env).and_then(|incoming| {
-            match delta_of(&incoming) {
+        let opened =
+            open_one(shared, partner, env).and_then(|incoming| match delta_of(&incoming) {
                 Some(d) if d.list == list => Ok(incoming),
                 _ => Err((
                     pb::RefusalReason::Malformed,
                     format!("a pull answer for {list} holds something else"),
                 )),
-            }
-        });
+            });
         match opened {
             Ok(incoming) => items.push(incoming),
             Err((reason, detail)) => {
@@ -508,7 +537,8 @@ pub(super) fn serve_pull(
         ));
         status
     };
-    watchlist::validate_list_name(list).map_err(|e| refuse(Status::invalid_argument(e.to_string())))?;
+    watchlist::validate_list_name(list)
+        .map_err(|e| refuse(Status::invalid_argument(e.to_string())))?;
     if watchlist::list_owner(list) != Some(shared.config.agency.as_str()) {
         return Err(refuse(Status::failed_precondition(format!(
             "{} does not own watchlist {list}; pull it from its owner",
@@ -530,7 +560,9 @@ pub(super) fn serve_pull(
         Status::unavailable("cannot read the watchlist now; retry later")
     };
     let Some(meta) = shared.store.list_meta(list).map_err(internal)? else {
-        return Err(refuse(Status::not_found(format!("no watchlist {list} is published"))));
+        return Err(refuse(Status::not_found(format!(
+            "no watchlist {list} is published"
+        ))));
     };
     let deltas = plan(shared, list, &meta, request.held_version).map_err(internal)?;
     let mut envelopes = Vec::new();

@@ -357,8 +357,7 @@ impl PolicySet {
     pub fn accepts_list(&self, partner: &str, list: &str) -> bool {
         self.partner(partner).is_some_and(|p| {
             p.accept.contains(ItemKind::WatchlistDelta as i32)
-                && p
-                    .accept_watchlists
+                && p.accept_watchlists
                     .as_ref()
                     .is_none_or(|patterns| patterns.iter().any(|pat| pat.matches(list)))
         })

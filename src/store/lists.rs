@@ -172,9 +172,7 @@ fn abort(e: StoreError) -> ConflictableTransactionError<StoreError> {
 
 fn read_meta(lists: &TransactionalTree, list: &str) -> TxResult<Option<ListMeta>> {
     match lists.get(list.as_bytes())? {
-        Some(v) => Ok(Some(
-            decode(&v, "read list", "lists").map_err(abort)?,
-        )),
+        Some(v) => Ok(Some(decode(&v, "read list", "lists").map_err(abort)?)),
         None => Ok(None),
     }
 }
@@ -182,7 +180,11 @@ fn read_meta(lists: &TransactionalTree, list: &str) -> TxResult<Option<ListMeta>
 impl super::Store {
     /// The metadata of `list`, if the node holds it.
     pub fn list_meta(&self, list: &str) -> Result<Option<ListMeta>> {
-        match self.lists.get(list.as_bytes()).map_err(sled_err("read list"))? {
+        match self
+            .lists
+            .get(list.as_bytes())
+            .map_err(sled_err("read list"))?
+        {
             Some(v) => Ok(Some(decode(&v, "read list", "lists")?)),
             None => Ok(None),
         }
@@ -241,10 +243,13 @@ impl super::Store {
     ) -> impl Iterator<Item = Result<(String, pb::WatchlistEntry)>> + use<> {
         self.list_entries.iter().map(|entry| {
             let (key, value) = entry.map_err(sled_err("read list entries"))?;
-            let split = key.iter().position(|b| *b == 0).ok_or(StoreError::Corrupt {
-                op: "read list entries",
-                tree: "list_entries",
-            })?;
+            let split = key
+                .iter()
+                .position(|b| *b == 0)
+                .ok_or(StoreError::Corrupt {
+                    op: "read list entries",
+                    tree: "list_entries",
+                })?;
             let list = String::from_utf8_lossy(&key[..split]).into_owned();
             Ok((list, decode(&value, "read list entries", "list_entries")?))
         })
@@ -255,7 +260,10 @@ impl super::Store {
     pub fn list_deltas(&self, list: &str, after: u64) -> Result<Vec<pb::WatchlistDelta>> {
         let prefix = list_prefix(list);
         let mut out = Vec::new();
-        for entry in self.list_deltas.range(delta_key(list, after.saturating_add(1))..) {
+        for entry in self
+            .list_deltas
+            .range(delta_key(list, after.saturating_add(1))..)
+        {
             let (key, value) = entry.map_err(sled_err("read list deltas"))?;
             if !key.starts_with(&prefix) {
                 break;
@@ -321,38 +329,40 @@ impl super::Store {
             &self.deliveries,
             &self.audit,
         )
-            .transaction(|(lists, entries, deltas, sent_tree, outbox, deliveries, log)| {
-                let meta = read_meta(lists, list)?.unwrap_or_default();
-                if meta.version != delta.from_version {
-                    return Ok(ApplyOutcome::Moved);
-                }
-                let mut digest = meta.digest();
-                let mut count = meta.entry_count;
-                write_changes(entries, list, delta, &mut digest, &mut count)?;
-                let new_meta = ListMeta {
-                    owner: meta_owner(&meta, list),
-                    version: delta.to_version,
-                    entry_count: count,
-                    digest: digest.0.to_vec(),
-                    updated_at_ms: now,
-                    state: String::new(),
-                    detail: String::new(),
-                    published_at_ms: delta.published_at_ms,
-                };
-                lists.insert(list.as_bytes(), new_meta.encode_to_vec())?;
-                deltas.insert(delta_key(list, delta.to_version), kept.as_slice())?;
-                for (k, v) in &sent {
-                    sent_tree.insert(k.as_slice(), v.as_slice())?;
-                }
-                for (k, v) in &queued {
-                    outbox.insert(k.as_slice(), v.as_slice())?;
-                }
-                for (k, v) in &records {
-                    deliveries.insert(k.as_slice(), v.as_slice())?;
-                }
-                append_audit(log, &events)?;
-                Ok(ApplyOutcome::Applied)
-            })
+            .transaction(
+                |(lists, entries, deltas, sent_tree, outbox, deliveries, log)| {
+                    let meta = read_meta(lists, list)?.unwrap_or_default();
+                    if meta.version != delta.from_version {
+                        return Ok(ApplyOutcome::Moved);
+                    }
+                    let mut digest = meta.digest();
+                    let mut count = meta.entry_count;
+                    write_changes(entries, list, delta, &mut digest, &mut count)?;
+                    let new_meta = ListMeta {
+                        owner: meta_owner(&meta, list),
+                        version: delta.to_version,
+                        entry_count: count,
+                        digest: digest.0.to_vec(),
+                        updated_at_ms: now,
+                        state: String::new(),
+                        detail: String::new(),
+                        published_at_ms: delta.published_at_ms,
+                    };
+                    lists.insert(list.as_bytes(), new_meta.encode_to_vec())?;
+                    deltas.insert(delta_key(list, delta.to_version), kept.as_slice())?;
+                    for (k, v) in &sent {
+                        sent_tree.insert(k.as_slice(), v.as_slice())?;
+                    }
+                    for (k, v) in &queued {
+                        outbox.insert(k.as_slice(), v.as_slice())?;
+                    }
+                    for (k, v) in &records {
+                        deliveries.insert(k.as_slice(), v.as_slice())?;
+                    }
+                    append_audit(log, &events)?;
+                    Ok(ApplyOutcome::Applied)
+                },
+            )
             .map_err(tx_err("publish list"))
     }
 
@@ -490,7 +500,11 @@ impl super::Store {
         let mut out = Vec::new();
         for (key, staged) in self.staged(list)? {
             if staged.from == from && staged.to == to {
-                if let Some(v) = self.list_staged.get(&key).map_err(sled_err("read staged"))? {
+                if let Some(v) = self
+                    .list_staged
+                    .get(&key)
+                    .map_err(sled_err("read staged"))?
+                {
                     out.push(decode(&v, "read staged", "list_staged")?);
                 }
             }
@@ -685,8 +699,8 @@ fn write_changes(
 ) -> TxResult<()> {
     for id in &delta.removals {
         if let Some(old) = entries.remove(entry_key(list, id))? {
-            let old: pb::WatchlistEntry = decode(&old, "apply list delta", "list_entries")
-                .map_err(abort)?;
+            let old: pb::WatchlistEntry =
+                decode(&old, "apply list delta", "list_entries").map_err(abort)?;
             digest.remove(&old);
             *count = count.saturating_sub(1);
         }
@@ -696,8 +710,8 @@ fn write_changes(
         let key = entry_key(list, &entry.id);
         match entries.insert(key, entry.encode_to_vec())? {
             Some(old) => {
-                let old: pb::WatchlistEntry = decode(&old, "apply list delta", "list_entries")
-                    .map_err(abort)?;
+                let old: pb::WatchlistEntry =
+                    decode(&old, "apply list delta", "list_entries").map_err(abort)?;
                 digest.remove(&old);
             }
             None => *count += 1,
