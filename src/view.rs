@@ -234,8 +234,16 @@ pub fn screen_text(response: &pb::ScreenResponse, min_score: f64) -> String {
             response.entries
         );
     }
+    let width = |f: fn(&pb::ScreeningHit) -> &str, least: usize| {
+        response
+            .hits
+            .iter()
+            .map(|h| f(h).chars().count())
+            .fold(least, usize::max)
+    };
+    let (lists, ids) = (width(|h| &h.list, 4), width(|h| &h.entry_id, 5));
     let mut out = format!(
-        "{:<6}  {:<16}  {:<12}  {:<36}  {}\n",
+        "{:<6}  {:<lists$}  {:<ids$}  {:<36}  {}\n",
         "SCORE", "LIST", "ENTRY", "MATCHED NAME", "PRIMARY NAME"
     );
     for h in &response.hits {
@@ -246,7 +254,7 @@ pub fn screen_text(response: &pb::ScreenResponse, min_score: f64) -> String {
         };
         let _ = writeln!(
             out,
-            "{:<6.3}  {:<16}  {:<12}  {:<36}  {}",
+            "{:<6.3}  {:<lists$}  {:<ids$}  {:<36}  {}",
             h.score,
             h.list,
             h.entry_id,
