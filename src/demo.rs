@@ -8,6 +8,11 @@
 //! signature is not by the sender's registered key, and a connection from an agency
 //! whose certificate is valid but which is not a registered partner.
 //!
+//! US-BIS also publishes a small watchlist (`US-BIS/dpl`, from `examples/watchlists/`)
+//! and an update of it; DE-BAFA receives both versions and ends with the same digest, and
+//! JP-METI, which US-BIS's policy gives no watchlist, receives nothing. DE-BAFA then
+//! screens a few names against the list it received.
+//!
 //! The demo fails (non-zero exit) if any delivery is missing or any attack succeeds, so
 //! it doubles as a smoke test.
 
@@ -31,6 +36,8 @@ use crate::{
     report, setup,
     tls::{self, TlsMaterial},
 };
+
+mod watchlists;
 
 type DemoResult<T> = Result<T, Box<dyn std::error::Error>>;
 
@@ -112,6 +119,7 @@ pub async fn run(json_output: bool) -> DemoResult<()> {
         "Delivery: NOT COMPLETE within 30 s (see the log)".to_owned()
     });
     let policy = policy_at_work(&nodes, &submitted, &mut lines).await?;
+    let lists = watchlists::watchlists_at_work(&nodes, scratch.path(), &mut lines).await?;
     let forged = try_forged_item(&material, &nodes).await;
     let unregistered = try_unregistered_agency(&material, &nodes).await;
     lines.push(String::new());
@@ -128,7 +136,13 @@ pub async fn run(json_output: bool) -> DemoResult<()> {
     for node in nodes {
         node.shutdown().await;
     }
-    let ok = delivered_all && policy.all() && forged.is_ok() && unregistered.is_ok();
+    let ok = delivered_all
+        && policy.all()
+        && lists.converged
+        && lists.withheld_from_jp
+        && lists.screened_as_expected
+        && forged.is_ok()
+        && unregistered.is_ok();
     if json_output {
         println!(
             "{}",
@@ -143,6 +157,14 @@ pub async fn run(json_output: bool) -> DemoResult<()> {
                 "inbound_policy_refused": policy.inbound,
             },
                 "unregistered_agency_refused": unregistered.is_ok(),
+                "watchlist": {
+                    "list": watchlists::LIST,
+                    "converged": lists.converged,
+                    "version": lists.version,
+                    "digest": lists.digest,
+                    "withheld_from_jp_meti": lists.withheld_from_jp,
+                    "screened_as_expected": lists.screened_as_expected,
+                },
             })
         );
     } else {

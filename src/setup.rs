@@ -727,6 +727,14 @@ accept = ["suspicious-transaction", "denial-notification", "enforcement-alert"]
   tlp_max = "AMBER"
   action = "share"
 
+  # Watchlists: US-BIS's Denied Persons List, whole (a rule's redactions name report
+  # fields only; a list travels as its owner publishes it).
+  [[partner.rule]]
+  id = "denied-persons-list"
+  kinds = ["watchlist-delta"]
+  watchlists = ["US-BIS/dpl"]
+  action = "share"
+
 # JP-METI: denial notifications and enforcement alerts only.
 [[partner]]
 agency = "JP-METI"
@@ -747,7 +755,9 @@ accept = ["denial-notification", "enforcement-alert"]
 
 [[partner]]
 agency = "US-BIS"
-accept = ["suspicious-transaction", "denial-notification", "enforcement-alert"]
+accept = ["suspicious-transaction", "denial-notification", "enforcement-alert", "watchlist-delta"]
+# Of watchlists, only those US-BIS owns (which only US-BIS can send anyway).
+accept_watchlists = ["US-BIS/*"]
 
   [[partner.rule]]
   id = "all-up-to-amber"

@@ -60,7 +60,12 @@ fn demo_exchanges_reports_and_refuses_both_attacks() {
     // both) and an STR (to US-BIS; JP-METI refuses it); JP-METI: an STR its policy
     // withholds from everyone. JP-METI also refuses the unregistered agency, DE-BAFA the
     // forged item.
-    assert_eq!(counts("US-BIS"), [2, 3, 2, 0]);
+    // US-BIS's deliveries also hold the two versions of its watchlist, to DE-BAFA.
+    assert_eq!(counts("US-BIS"), [2, 5, 2, 0]);
+    assert_eq!(summary["watchlist"]["converged"], true);
+    assert_eq!(summary["watchlist"]["version"], 2);
+    assert_eq!(summary["watchlist"]["withheld_from_jp_meti"], true);
+    assert_eq!(summary["watchlist"]["screened_as_expected"], true);
     assert_eq!(counts("DE-BAFA"), [2, 3, 2, 1]);
     assert_eq!(counts("JP-METI"), [1, 0, 2, 2]);
     for shown in [

@@ -1,13 +1,19 @@
 //! Screening between real nodes on 127.0.0.1 over mutual TLS: a received report that names
 //! a listed party is stored with its watchlist hit, and `report list` and `report show`
-//! data carry it; the index a node screens with is rebuilt from its store when it starts.
+//! data carry it, for a list the node owns and for one a partner synced to it; the index
+//! follows the deltas a node applies, and is rebuilt from its store when it starts.
 
 #![allow(clippy::unwrap_used)]
 
 mod common;
 
 use common::*;
-use entente::{control, node::Node, pb, screen};
+use entente::{
+    control,
+    node::Node,
+    pb, screen,
+    watchlist::{self, Format},
+};
 
 const SENDER: &str = "US-BIS";
 const HOLDER: &str = "DE-BAFA";
@@ -152,4 +158,93 @@ async fn the_screening_index_is_rebuilt_from_the_store_when_the_node_starts() {
     assert_eq!(node.shared().screening_entries(), 2);
     assert_eq!(node.shared().screen(&query), before);
     node.shutdown().await;
+}
+
+/// A policy sharing every report kind and every watchlist with `partner`, both ways.
+fn sharing_all_with(partner: &str) -> String {
+    format!(
+        "version = 1\n\n[[partner]]\nagency = \"{partner}\"\naccept = [\"suspicious-transaction\", \
+         \"denial-notification\", \"enforcement-alert\", \"watchlist-delta\"]\n\n  \
+         [[partner.rule]]\n  id = \"all\"\n  kinds = [\"suspicious-transaction\", \
+         \"denial-notification\", \"enforcement-alert\", \"watchlist-delta\"]\n  action = \"share\"\n"
+    )
+}
+
+/// The entries of one of the example Denied Persons List files.
+fn example_dpl(name: &str) -> Vec<pb::WatchlistEntry> {
+    let path = std::path::Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("examples/watchlists")
+        .join(name);
+    watchlist::import(Format::BisDpl, &path, true)
+        .unwrap()
+        .entries
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_synced_list_screens_received_reports_and_the_index_follows_its_deltas() {
+    let dir = tempfile::tempdir().unwrap();
+    let members = federation(dir.path(), &[SENDER, HOLDER]).await;
+    std::fs::write(&members[0].config.policy, sharing_all_with(HOLDER)).unwrap();
+    std::fs::write(&members[1].config.policy, sharing_all_with(SENDER)).unwrap();
+    let nodes = start_all(members).await;
+    let (owner, holder) = (nodes[0].shared().clone(), nodes[1].shared().clone());
+    let list = "US-BIS/dpl";
+    owner
+        .import_list(list, example_dpl("dpl-2026-11.txt"), "test")
+        .await
+        .unwrap();
+    eventually(20, "DE-BAFA applies US-BIS/dpl v1", || {
+        holder.screening_entries() == 5
+    })
+    .await;
+
+    // Accents stripped and words reordered: found on the received list.
+    let hits = holder.screen(&screen::Query::new("El Haddad, Sámira"));
+    assert_eq!(hits.len(), 1, "{hits:#?}");
+    assert_eq!(
+        (hits[0].list.as_str(), hits[0].matched_name.as_str()),
+        (list, "SAMIRA EL-HADDAD")
+    );
+
+    let sent = owner
+        .submit(report_naming(&["Blue Lantern Components"]))
+        .await
+        .unwrap();
+    let id = entente::store::ulid_text(&sent.item_id);
+    eventually(20, "DE-BAFA receives the report", || {
+        received_from(&holder.store, SENDER) == 1
+    })
+    .await;
+    let shown = control::get_item(&holder.store, &id).unwrap();
+    assert_eq!(shown.screening_hits.len(), 1, "{:#?}", shown.screening_hits);
+    assert_eq!(shown.screening_hits[0].list, list);
+    assert_eq!(
+        shown.screening_hits[0].primary_name,
+        "BLUE LANTERN COMPONENTS GMBH"
+    );
+
+    // Version 2 removes BLUE LANTERN COMPONENTS GMBH and adds KESTREL AVIONICS LLC.
+    owner
+        .import_list(list, example_dpl("dpl-2026-12.txt"), "test")
+        .await
+        .unwrap();
+    eventually(20, "DE-BAFA applies US-BIS/dpl v2", || {
+        !holder
+            .screen(&screen::Query::new("Kestrel Avionics"))
+            .is_empty()
+    })
+    .await;
+    assert!(
+        holder
+            .screen(&screen::Query::new("Blue Lantern Components"))
+            .is_empty()
+    );
+    assert_eq!(holder.screening_entries(), 5);
+    // The hit kept with the report records the list as it was when the report arrived.
+    let shown = control::get_item(&holder.store, &id).unwrap();
+    assert_eq!(shown.screening_hits.len(), 1);
+
+    for node in nodes {
+        node.shutdown().await;
+    }
 }
