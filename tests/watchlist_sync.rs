@@ -1,5 +1,6 @@
 //! Watchlist sync between real nodes on 127.0.0.1 over mutual TLS: publish, deliver,
-//! update, converge; a lost delta recovered by pull; a forged owner refused; a partner
+//! update, converge; a lost delta recovered by pull; a forged owner refused; a delta whose
+//! digest disagrees not applied, and the list restored by a snapshot; a partner
 //! restarted mid-sync; a list the policy withholds; and the CLI's refusals of bad input.
 
 #![allow(clippy::unwrap_used)]
@@ -243,6 +244,67 @@ async fn a_delta_for_a_list_sealed_by_another_agency_is_refused() {
         ("refused", "CC-THREE")
     );
     assert!(last.detail.contains("NOT_LIST_OWNER"), "{}", last.detail);
+    for node in nodes {
+        node.shutdown().await;
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_delta_whose_digest_disagrees_is_not_applied_and_a_snapshot_restores_the_list() {
+    let dir = tempfile::tempdir().unwrap();
+    let members = list_federation(dir.path(), &["AA-ONE", "BB-TWO"]).await;
+    let a_material = material(&members[0].config);
+    let nodes = start_all(members).await;
+    let (a, b) = (nodes[0].shared().clone(), nodes[1].shared().clone());
+    a.import_list(LIST, dpl(dir.path(), "v1.txt", V1), "v1.txt")
+        .await
+        .unwrap();
+    converged(&a, &b, LIST, 1, 20).await;
+    let before = b.store.list_entries(LIST).unwrap();
+
+    // A genuine delta from the owner, v1 -> v2, whose digest is not what its changes give
+    // (as a bug on either side, or a corrupted copy, would make it).
+    let bad = pb::WatchlistDelta {
+        list: LIST.into(),
+        from_version: 1,
+        to_version: 2,
+        upserts: synthetic(2, 2),
+        digest: vec![7; 32],
+        entry_count: before.len() as u64 + 2,
+        part: 1,
+        parts: 1,
+        ..Default::default()
+    };
+    let payload = pb::Item {
+        body: Some(pb::item::Body::WatchlistDelta(bad)),
+        originator: String::new(),
+    }
+    .encode_to_vec();
+    let env = entente::envelope::seal(
+        &a.identity,
+        "BB-TWO",
+        &b.identity.public_keys(),
+        ulid::Ulid::new().to_bytes(),
+        pb::ItemKind::WatchlistDelta,
+        entente::now_ms(),
+        &payload,
+    )
+    .unwrap();
+    let endpoint = format!("https://{}", nodes[1].addr());
+    let result = send_raw(&a_material, "BB-TWO", &endpoint, vec![env])
+        .await
+        .unwrap();
+    assert!(result.refusals.is_empty(), "{:?}", result.refusals);
+
+    eventually(20, "BB-TWO records the mismatch", || {
+        audit_count(&b.store, "list-mismatch") == 1
+    })
+    .await;
+    // The snapshot pulled from the owner puts the list back as the owner holds it.
+    converged(&a, &b, LIST, 1, 20).await;
+    assert_eq!(b.store.list_entries(LIST).unwrap(), before);
+    assert!(audit_count(&b.store, "list-pull") >= 1);
+    assert_eq!(b.screening_entries(), before.len());
     for node in nodes {
         node.shutdown().await;
     }

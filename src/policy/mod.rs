@@ -41,8 +41,8 @@
 //! condition may not be empty: leave the key out instead.
 //!
 //! - `kinds`: the item is of one of these kinds: `"suspicious-transaction"`,
-//!   `"denial-notification"`, `"enforcement-alert"`, or `"watchlist-delta"` (reserved for
-//!   watchlist deltas).
+//!   `"denial-notification"`, `"enforcement-alert"`, or `"watchlist-delta"` (a watchlist
+//!   update).
 //! - `tlp_max`: the item's TLP level is at most this one, in the order `"CLEAR"`, `"GREEN"`,
 //!   `"AMBER"`, `"AMBER+STRICT"`, `"RED"`.
 //! - `originator_control`: the item's originator-control flag is this (`true` or `false`).
@@ -55,8 +55,8 @@
 //! - `hs_codes`: a goods entry's HS code matches one of these patterns.
 //! - `route_countries`: the route's origin, a transit country, the destination or the
 //!   end-user country is one of these codes.
-//! - `watchlists`: reserved for watchlist deltas (patterns such as `"US-TREAS/*"`); never
-//!   holds for a report.
+//! - `watchlists`: the item is a delta of a list matching one of these patterns (such as
+//!   `"US-TREAS/*"`); never holds for a report.
 //! - `max_age_days`: the item was created at most this many days ago (1 to 36,500).
 //!
 //! When a rule gives both `subject_types` and `subject_countries`, one subject must meet
