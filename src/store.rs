@@ -235,6 +235,12 @@ impl std::fmt::Debug for Store {
     }
 }
 
+/// sled's page cache. Its default, 1 GiB, would be filled by the pass over every watchlist
+/// entry that builds the screening index at start-up, and stay resident, although that
+/// pass reads each entry once and the index then holds what screening needs. Deliveries
+/// and receipts touch a small, recent part of the store, which this holds easily.
+const CACHE_BYTES: u64 = 128 * 1024 * 1024;
+
 impl Store {
     /// Opens (or creates) the store in `dir`. Fails with [`StoreError::Locked`] if another
     /// process holds it.
@@ -243,17 +249,21 @@ impl Store {
             op: "create data directory",
             source: sled::Error::Io(e),
         })?;
-        let db = sled::Config::new().path(dir).open().map_err(|e| match e {
-            sled::Error::Io(io) if io.to_string().contains("could not acquire lock") => {
-                StoreError::Locked {
-                    dir: dir.display().to_string(),
+        let db = sled::Config::new()
+            .path(dir)
+            .cache_capacity(CACHE_BYTES)
+            .open()
+            .map_err(|e| match e {
+                sled::Error::Io(io) if io.to_string().contains("could not acquire lock") => {
+                    StoreError::Locked {
+                        dir: dir.display().to_string(),
+                    }
                 }
-            }
-            other => StoreError::Sled {
-                op: "open",
-                source: other,
-            },
-        })?;
+                other => StoreError::Sled {
+                    op: "open",
+                    source: other,
+                },
+            })?;
         let tree = |name: &str| db.open_tree(name).map_err(sled_err("open tree"));
         Ok(Self {
             items: tree("items")?,
