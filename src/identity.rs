@@ -52,6 +52,42 @@ pub enum IdentityError {
     /// The system random number generator failed.
     #[error("random number generator failed")]
     Random,
+    /// A private key file can be read or written by accounts other than its owner.
+    #[error(
+        "key file {path} is open to other accounts (mode {mode:04o}); a private key must be \
+         readable by its owner only: run `chmod 600 {path}`"
+    )]
+    ExposedKeyFile {
+        /// The file.
+        path: String,
+        /// Its permission bits.
+        mode: u32,
+    },
+}
+
+/// Checks that the private key file at `path` grants nothing to its group or to other
+/// accounts (mode 0600 or stricter), as `entente init` writes it. A node refuses to start
+/// otherwise: a key others can read is a key that may already be copied.
+pub fn check_private_file(path: &Path) -> Result<(), IdentityError> {
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::PermissionsExt as _;
+        let mode = fs::metadata(path)
+            .map_err(|source| IdentityError::Io {
+                path: path.display().to_string(),
+                source,
+            })?
+            .permissions()
+            .mode()
+            & 0o777;
+        if mode & 0o077 != 0 {
+            return Err(IdentityError::ExposedKeyFile {
+                path: path.display().to_string(),
+                mode,
+            });
+        }
+    }
+    Ok(())
 }
 
 /// Checks that `id` is a valid agency id (such as `US-BIS` or `DE-BAFA`).

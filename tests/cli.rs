@@ -323,3 +323,31 @@ fn report_show_prints_the_decision_for_each_partner() {
         text(&out.stderr)
     );
 }
+
+#[test]
+fn serve_refuses_a_private_key_file_that_other_accounts_can_read() {
+    use std::os::unix::fs::PermissionsExt as _;
+    let dir = tempfile::tempdir().unwrap();
+    let config = init_node(dir.path(), "XX-TEST");
+    let cfg = config.to_str().unwrap();
+    let node = config.parent().unwrap();
+    for (key, mode) in [
+        ("keys/signing.pem", 0o644),
+        ("keys/encryption.pem", 0o640),
+        ("tls/node.key", 0o604),
+    ] {
+        let path = node.join(key);
+        std::fs::set_permissions(&path, std::fs::Permissions::from_mode(mode)).unwrap();
+        let out = entente(&["serve", "--config", cfg]);
+        assert!(!out.status.success(), "serve must refuse {key} at {mode:o}");
+        let err = text(&out.stderr);
+        assert!(
+            err.contains(&format!("{key} is open to other accounts")),
+            "{err}"
+        );
+        assert!(err.contains(&format!("(mode {mode:04o})")), "{err}");
+        assert!(err.contains("chmod 600"), "{err}");
+        assert!(!node.join("data").exists(), "nothing was opened or stored");
+        std::fs::set_permissions(&path, std::fs::Permissions::from_mode(0o600)).unwrap();
+    }
+}

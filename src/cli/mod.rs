@@ -10,7 +10,7 @@ pub(crate) mod watchlist;
 
 use std::path::Path;
 
-use entente::{config::Config, node, store};
+use entente::{config::Config, identity, node, store};
 
 use crate::{AuditCommand, CertsCommand, Command, InitArgs, PolicyCommand, ReportCommand};
 
@@ -75,6 +75,9 @@ fn init(args: InitArgs) -> CliResult {
 
 async fn serve(config: &Path) -> CliResult {
     let config = Config::load(config)?;
+    for key in [&config.signing_key, &config.encryption_key, &config.tls_key] {
+        identity::check_private_file(key)?;
+    }
     let node = node::Node::start(config).await?;
     println!(
         "serving on {}; SIGHUP reloads the policy; stop with Ctrl-C or SIGTERM",
