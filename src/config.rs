@@ -20,6 +20,12 @@ use crate::identity::{self, PublicKeys};
 /// The default limit on one gRPC message (one batch of envelopes): 4 MiB.
 pub const DEFAULT_MAX_MESSAGE_BYTES: usize = 4 * 1024 * 1024;
 
+/// The default `[limits] max_item_age_days`: the replay window.
+pub const DEFAULT_MAX_ITEM_AGE_DAYS: u32 = 30;
+
+/// The default `[limits] max_clock_skew_secs`.
+pub const DEFAULT_MAX_CLOCK_SKEW_SECS: u32 = 300;
+
 /// The default `[screening] threshold`: the lowest score of a watchlist hit kept with a
 /// stored report.
 pub const DEFAULT_SCREENING_THRESHOLD: f64 = 0.90;
@@ -90,6 +96,8 @@ pub struct Config {
     pub delivery: Delivery,
     /// Screening of stored reports against the watchlists held.
     pub screening: Screening,
+    /// Limits on what partners may send.
+    pub limits: Limits,
     /// Registered partners, in file order.
     pub partners: Vec<PartnerConfig>,
 }
@@ -103,6 +111,51 @@ pub struct Delivery {
     pub max_backoff_ms: u64,
     /// First wait after a failure, in milliseconds.
     pub initial_backoff_ms: u64,
+}
+
+/// Limits on what partners may send: how old or how far in the future an item may be
+/// dated.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Limits {
+    /// Items created longer ago than this, in days, are refused (the replay window).
+    pub max_item_age_days: u32,
+    /// Items dated more than this many seconds after this node's clock are refused.
+    pub max_clock_skew_secs: u32,
+}
+
+impl Default for Limits {
+    fn default() -> Self {
+        Self {
+            max_item_age_days: DEFAULT_MAX_ITEM_AGE_DAYS,
+            max_clock_skew_secs: DEFAULT_MAX_CLOCK_SKEW_SECS,
+        }
+    }
+}
+
+impl Limits {
+    /// Whether an item created at `created_at_ms` may be accepted at `now_ms`: `Err` says
+    /// why not.
+    pub fn check_time(&self, created_at_ms: i64, now_ms: i64) -> Result<(), String> {
+        let oldest = now_ms.saturating_sub(i64::from(self.max_item_age_days) * 86_400_000);
+        let latest = now_ms.saturating_add(i64::from(self.max_clock_skew_secs) * 1000);
+        if created_at_ms < oldest {
+            Err(format!(
+                "created {} days ago, outside the replay window of {} days \
+                 (limits.max_item_age_days)",
+                now_ms.saturating_sub(created_at_ms) / 86_400_000,
+                self.max_item_age_days
+            ))
+        } else if created_at_ms > latest {
+            Err(format!(
+                "dated {} s ahead of this node's clock, more than the {} s allowed \
+                 (limits.max_clock_skew_secs)",
+                created_at_ms.saturating_sub(now_ms) / 1000,
+                self.max_clock_skew_secs
+            ))
+        } else {
+            Ok(())
+        }
+    }
 }
 
 /// Screening of stored reports.
@@ -186,7 +239,16 @@ struct RawConfig {
     #[serde(default)]
     screening: RawScreening,
     #[serde(default)]
+    limits: RawLimits,
+    #[serde(default)]
     partners: Vec<RawPartner>,
+}
+
+#[derive(Deserialize, Default)]
+#[serde(deny_unknown_fields)]
+struct RawLimits {
+    max_item_age_days: Option<Spanned<i64>>,
+    max_clock_skew_secs: Option<Spanned<i64>>,
 }
 
 #[derive(Deserialize, Default)]
@@ -282,6 +344,20 @@ impl Validator<'_> {
             )? as u64,
         };
         let screening = self.screening(&raw.screening)?;
+        let limits = Limits {
+            max_item_age_days: self.ranged(
+                raw.limits.max_item_age_days.as_ref(),
+                "limits.max_item_age_days",
+                i64::from(DEFAULT_MAX_ITEM_AGE_DAYS),
+                1..=3650,
+            )? as u32,
+            max_clock_skew_secs: self.ranged(
+                raw.limits.max_clock_skew_secs.as_ref(),
+                "limits.max_clock_skew_secs",
+                i64::from(DEFAULT_MAX_CLOCK_SKEW_SECS),
+                0..=86_400,
+            )? as u32,
+        };
         let mut partners: Vec<PartnerConfig> = Vec::new();
         for (i, p) in raw.partners.into_iter().enumerate() {
             let at = p.agency.clone();
@@ -309,6 +385,7 @@ impl Validator<'_> {
             tls_ca: self.path(&raw.tls.ca),
             delivery,
             screening,
+            limits,
             partners,
         })
     }
@@ -591,6 +668,49 @@ mod tests {
         assert_eq!(config.delivery.batch_size, 16);
         assert_eq!(config.delivery.max_backoff_ms, 5000);
         assert_eq!(config.delivery.initial_backoff_ms, 50);
+    }
+
+    #[test]
+    fn the_time_limits_default_are_read_and_checked() {
+        let config = parse(&base()).unwrap();
+        assert_eq!(config.limits, Limits::default());
+        let config =
+            parse(&(base() + "\n[limits]\nmax_item_age_days = 7\nmax_clock_skew_secs = 0\n"))
+                .unwrap();
+        assert_eq!(config.limits.max_item_age_days, 7);
+        assert_eq!(config.limits.max_clock_skew_secs, 0);
+        for bad in [
+            "max_item_age_days = 0",
+            "max_clock_skew_secs = -1",
+            "max_item_age = 3",
+        ] {
+            let err = parse(&(base() + "\n[limits]\n" + bad + "\n"))
+                .unwrap_err()
+                .to_string();
+            assert!(
+                err.contains("limits") || err.contains("max_item_age"),
+                "{bad}: {err}"
+            );
+        }
+    }
+
+    #[test]
+    fn the_replay_window_and_the_clock_skew_bound_an_items_time() {
+        let limits = Limits {
+            max_item_age_days: 2,
+            max_clock_skew_secs: 10,
+        };
+        let now = 1_800_000_000_000;
+        let day = 86_400_000;
+        assert!(limits.check_time(now, now).is_ok());
+        assert!(limits.check_time(now - 2 * day, now).is_ok());
+        assert!(limits.check_time(now + 10_000, now).is_ok());
+        let old = limits.check_time(now - 2 * day - 1, now).unwrap_err();
+        assert!(old.contains("outside the replay window of 2 days"), "{old}");
+        let ahead = limits.check_time(now + 10_001, now).unwrap_err();
+        assert!(ahead.contains("10 s ahead"), "{ahead}");
+        assert!(limits.check_time(i64::MIN, now).is_err());
+        assert!(limits.check_time(i64::MAX, now).is_err());
     }
 
     #[test]

@@ -135,6 +135,7 @@ fn member_config(dir: &Path, agency: &str, listen: std::net::SocketAddr) -> Conf
             initial_backoff_ms: 50,
         },
         screening: crate::config::Screening::default(),
+        limits: crate::config::Limits::default(),
         partners: Vec::new(),
     }
 }

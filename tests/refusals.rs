@@ -326,3 +326,71 @@ async fn a_certificate_from_another_ca_fails_the_handshake_and_is_recorded() {
     assert_eq!(receiver.shared().store.item_count(), 0);
     receiver.shutdown().await;
 }
+
+/// A genuine envelope from AA-ONE to BB-TWO, signed with A's registered key, created
+/// `offset_ms` from now.
+fn dated(f: &Fixture, offset_ms: i64, title: &str) -> pb::Envelope {
+    let payload = pb::Item {
+        body: Some(pb::item::Body::Report(report(
+            pb::ItemKind::EnforcementAlert,
+            title,
+        ))),
+        originator: String::new(),
+    }
+    .encode_to_vec();
+    envelope::seal(
+        &f.a.identity,
+        "BB-TWO",
+        &f.b().identity.public_keys(),
+        ulid::Ulid::new().to_bytes(),
+        pb::ItemKind::EnforcementAlert,
+        entente::now_ms() + offset_ms,
+        &payload,
+    )
+    .unwrap()
+}
+
+const DAY_MS: i64 = 86_400_000;
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_item_older_than_the_replay_window_is_refused() {
+    let f = Fixture::new().await;
+    let env = dated(&f, -31 * DAY_MS, "old");
+    let result = f.send(&f.a, vec![env]).await.unwrap();
+    assert!(
+        result.refusals[0]
+            .detail
+            .contains("replay window of 30 days"),
+        "{result:?}"
+    );
+    f.assert_refused(result, pb::RefusalReason::OutOfTimeWindow, "AA-ONE")
+        .await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_item_dated_beyond_the_clock_skew_is_refused() {
+    let f = Fixture::with(|b| b.limits.max_clock_skew_secs = 60).await;
+    let env = dated(&f, 120_000, "future");
+    let result = f.send(&f.a, vec![env]).await.unwrap();
+    assert!(
+        result.refusals[0]
+            .detail
+            .contains("more than the 60 s allowed"),
+        "{result:?}"
+    );
+    f.assert_refused(result, pb::RefusalReason::OutOfTimeWindow, "AA-ONE")
+        .await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn items_inside_the_window_and_the_skew_are_stored() {
+    let f = Fixture::with(|b| b.limits.max_clock_skew_secs = 60).await;
+    let envelopes = vec![
+        dated(&f, -29 * DAY_MS, "a month old, nearly"),
+        dated(&f, 30_000, "half a minute ahead"),
+    ];
+    let result = f.send(&f.a, envelopes).await.unwrap();
+    assert!(result.refusals.is_empty(), "{result:?}");
+    assert!(result.receipt.is_some());
+    assert_eq!(f.b().store.item_count(), 2);
+}

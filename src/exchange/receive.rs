@@ -413,6 +413,13 @@ pub(super) fn open_one(
             ),
         ));
     }
+    // The creation time is in the clear header too, and signed: an envelope outside the
+    // window costs no decryption, and one whose time was altered fails the signature.
+    shared
+        .config
+        .limits
+        .check_time(env.created_at_ms, crate::now_ms())
+        .map_err(|why| (pb::RefusalReason::OutOfTimeWindow, why))?;
     let opened = envelope::open(&shared.identity, &partner.keys, env)
         .map_err(|e| (e.reason(), e.to_string()))?;
     match opened.item.body.as_ref() {
