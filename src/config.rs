@@ -26,6 +26,17 @@ pub const DEFAULT_MAX_ITEM_AGE_DAYS: u32 = 30;
 /// The default `[limits] max_clock_skew_secs`.
 pub const DEFAULT_MAX_CLOCK_SKEW_SECS: u32 = 300;
 
+/// The default `[limits] max_streams_per_peer`. A partner's node opens one delivery stream
+/// and, now and then, a pull: four leave room for a reconnection overlapping the old stream.
+pub const DEFAULT_MAX_STREAMS_PER_PEER: u32 = 4;
+
+/// The default `[limits] max_envelopes_per_sec`: well above what one node can seal, so that
+/// only a misbehaving partner meets it.
+pub const DEFAULT_MAX_ENVELOPES_PER_SEC: u32 = 20_000;
+
+/// The default `[limits] idle_stream_secs`: longer than a sender keeps an idle stream open.
+pub const DEFAULT_IDLE_STREAM_SECS: u32 = 120;
+
 /// The default `[screening] threshold`: the lowest score of a watchlist hit kept with a
 /// stored report.
 pub const DEFAULT_SCREENING_THRESHOLD: f64 = 0.90;
@@ -121,6 +132,12 @@ pub struct Limits {
     pub max_item_age_days: u32,
     /// Items dated more than this many seconds after this node's clock are refused.
     pub max_clock_skew_secs: u32,
+    /// Most streams (deliveries and pulls) one partner may have open at once.
+    pub max_streams_per_peer: u32,
+    /// Envelopes per second one partner may deliver; faster batches are held back.
+    pub max_envelopes_per_sec: u32,
+    /// A delivery stream on which nothing arrives for this many seconds is closed.
+    pub idle_stream_secs: u32,
 }
 
 impl Default for Limits {
@@ -128,6 +145,9 @@ impl Default for Limits {
         Self {
             max_item_age_days: DEFAULT_MAX_ITEM_AGE_DAYS,
             max_clock_skew_secs: DEFAULT_MAX_CLOCK_SKEW_SECS,
+            max_streams_per_peer: DEFAULT_MAX_STREAMS_PER_PEER,
+            max_envelopes_per_sec: DEFAULT_MAX_ENVELOPES_PER_SEC,
+            idle_stream_secs: DEFAULT_IDLE_STREAM_SECS,
         }
     }
 }
@@ -249,6 +269,9 @@ struct RawConfig {
 struct RawLimits {
     max_item_age_days: Option<Spanned<i64>>,
     max_clock_skew_secs: Option<Spanned<i64>>,
+    max_streams_per_peer: Option<Spanned<i64>>,
+    max_envelopes_per_sec: Option<Spanned<i64>>,
+    idle_stream_secs: Option<Spanned<i64>>,
 }
 
 #[derive(Deserialize, Default)]
@@ -356,6 +379,24 @@ impl Validator<'_> {
                 "limits.max_clock_skew_secs",
                 i64::from(DEFAULT_MAX_CLOCK_SKEW_SECS),
                 0..=86_400,
+            )? as u32,
+            max_streams_per_peer: self.ranged(
+                raw.limits.max_streams_per_peer.as_ref(),
+                "limits.max_streams_per_peer",
+                i64::from(DEFAULT_MAX_STREAMS_PER_PEER),
+                1..=64,
+            )? as u32,
+            max_envelopes_per_sec: self.ranged(
+                raw.limits.max_envelopes_per_sec.as_ref(),
+                "limits.max_envelopes_per_sec",
+                i64::from(DEFAULT_MAX_ENVELOPES_PER_SEC),
+                1..=1_000_000,
+            )? as u32,
+            idle_stream_secs: self.ranged(
+                raw.limits.idle_stream_secs.as_ref(),
+                "limits.idle_stream_secs",
+                i64::from(DEFAULT_IDLE_STREAM_SECS),
+                1..=86_400,
             )? as u32,
         };
         let mut partners: Vec<PartnerConfig> = Vec::new();
@@ -699,6 +740,7 @@ mod tests {
         let limits = Limits {
             max_item_age_days: 2,
             max_clock_skew_secs: 10,
+            ..Limits::default()
         };
         let now = 1_800_000_000_000;
         let day = 86_400_000;

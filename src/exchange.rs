@@ -18,6 +18,7 @@
 //! gap or a digest mismatch makes the node pull from the list's owner (the `Pull` RPC),
 //! and the owner answers pulls with freshly sealed deltas or a snapshot.
 
+mod limits;
 mod receive;
 mod send;
 mod sync;

@@ -2,10 +2,12 @@
 
 use std::{net::SocketAddr, pin::Pin, sync::Arc};
 
-use tokio::sync::{mpsc, watch};
+use tokio::sync::{OwnedSemaphorePermit, mpsc, watch};
 use tokio_stream::{Stream, wrappers::ReceiverStream};
 use tonic::{Request, Response, Status, Streaming};
 use tracing::{debug, info, warn};
+
+use super::limits::PeerLimits;
 
 use crate::{
     audit::{Action, Event},
@@ -25,6 +27,7 @@ pub const MAX_BATCH_ENVELOPES: usize = 4096;
 pub struct PeerService {
     shared: Arc<Shared>,
     stopped: watch::Receiver<bool>,
+    limits: Arc<PeerLimits>,
 }
 
 impl PeerService {
@@ -32,7 +35,33 @@ impl PeerService {
     /// delivery streams end after the batch in hand, so that a stopping node does not
     /// wait for its partners to hang up.
     pub fn new(shared: Arc<Shared>, stopped: watch::Receiver<bool>) -> Self {
-        Self { shared, stopped }
+        let limits = Arc::new(PeerLimits::new(
+            &shared.config.limits,
+            shared.config.partners.iter().map(|p| p.agency.as_str()),
+        ));
+        Self {
+            shared,
+            stopped,
+            limits,
+        }
+    }
+
+    /// A slot for one more stream from `partner`, or the refusal, logged and recorded.
+    fn open_stream(
+        &self,
+        partner: &PartnerConfig,
+        peer: &str,
+    ) -> Result<OwnedSemaphorePermit, Status> {
+        self.limits.open_stream(&partner.agency).map_err(|reason| {
+            warn!(partner = %partner.agency, peer, reason, "refused stream");
+            self.shared.record(Event::new(
+                Action::Refused,
+                &partner.agency,
+                "",
+                reason.as_str(),
+            ));
+            Status::resource_exhausted(reason)
+        })
     }
 
     /// Names the registered partner behind the TLS client certificate, or refuses.
@@ -95,12 +124,14 @@ impl pb::peer_exchange_server::PeerExchange for PeerService {
             .remote_addr()
             .map_or_else(|| "unknown".to_owned(), |a: SocketAddr| a.to_string());
         let partner = self.authenticate(&request, &peer)?;
+        let slot = self.open_stream(&partner, &peer)?;
         let shared = self.shared.clone();
         let pull = request.into_inner();
         let batches =
             tokio::task::spawn_blocking(move || super::sync::serve_pull(&shared, &partner, &pull))
                 .await
                 .map_err(|_| Status::internal("pull task failed"))??;
+        drop(slot);
         Ok(Response::new(Box::pin(tokio_stream::iter(
             batches.into_iter().map(Ok),
         ))))
@@ -114,6 +145,7 @@ impl pb::peer_exchange_server::PeerExchange for PeerService {
             .remote_addr()
             .map_or_else(|| "unknown".to_owned(), |a: SocketAddr| a.to_string());
         let partner = self.authenticate(&request, &peer)?;
+        let slot = self.open_stream(&partner, &peer)?;
         debug!(partner = %partner.agency, %peer, "delivery stream opened");
         let batches = request.into_inner();
         let (tx, rx) = mpsc::channel(4);
@@ -125,11 +157,16 @@ impl pb::peer_exchange_server::PeerExchange for PeerService {
             partner,
             peer,
         };
-        tokio::spawn(
-            stage
-                .clone()
-                .read_and_open(batches, checked_tx, self.stopped.clone()),
+        let reader = stage.clone().read_and_open(
+            batches,
+            checked_tx,
+            self.stopped.clone(),
+            self.limits.clone(),
         );
+        tokio::spawn(async move {
+            reader.await;
+            drop(slot);
+        });
         tokio::spawn(stage.store_and_receipt(checked_rx, tx));
         Ok(Response::new(Box::pin(ReceiverStream::new(rx))))
     }
@@ -158,14 +195,32 @@ impl Stage {
         mut batches: Streaming<pb::DeliverBatch>,
         out: mpsc::Sender<Result<Checked, Status>>,
         mut stopped: watch::Receiver<bool>,
+        limits: Arc<PeerLimits>,
     ) {
+        let mut throttled = false;
         while !*stopped.borrow_and_update() {
             let next = tokio::select! {
-                next = batches.message() => next,
+                next = tokio::time::timeout(limits.idle(), batches.message()) => next,
                 _ = stopped.changed() => break,
+            };
+            let Ok(next) = next else {
+                debug!(partner = %self.partner.agency, peer = %self.peer, "idle delivery stream closed");
+                break;
             };
             let checked = match next {
                 Ok(Some(batch)) => {
+                    if limits
+                        .admit(&self.partner.agency, batch.envelopes.len())
+                        .await
+                        && !throttled
+                    {
+                        throttled = true;
+                        warn!(
+                            partner = %self.partner.agency,
+                            peer = %self.peer,
+                            "partner delivers faster than limits.max_envelopes_per_sec; holding its stream back"
+                        );
+                    }
                     check_batch(&self.shared, &self.partner, &self.peer, batch).await
                 }
                 Ok(None) => break,
