@@ -20,6 +20,9 @@ use crate::identity::{self, PublicKeys};
 /// The default limit on one gRPC message (one batch of envelopes): 4 MiB.
 pub const DEFAULT_MAX_MESSAGE_BYTES: usize = 4 * 1024 * 1024;
 
+/// The default `[keys] data`, relative to the config file's directory.
+pub const DEFAULT_DATA_KEY: &str = "keys/data.key";
+
 /// The default `[limits] max_item_age_days`: the replay window.
 pub const DEFAULT_MAX_ITEM_AGE_DAYS: u32 = 30;
 
@@ -97,6 +100,8 @@ pub struct Config {
     pub signing_key: PathBuf,
     /// X25519 private key file.
     pub encryption_key: PathBuf,
+    /// The data key file, which encrypts report content in the store.
+    pub data_key: PathBuf,
     /// TLS certificate chain (PEM) presented to peers.
     pub tls_cert: PathBuf,
     /// TLS private key (PEM).
@@ -295,6 +300,7 @@ struct RawNode {
 struct RawKeys {
     signing: String,
     encryption: String,
+    data: Option<String>,
 }
 
 #[derive(Deserialize)]
@@ -421,6 +427,7 @@ impl Validator<'_> {
             max_message_bytes,
             signing_key: self.path(&raw.keys.signing),
             encryption_key: self.path(&raw.keys.encryption),
+            data_key: self.path(raw.keys.data.as_deref().unwrap_or(DEFAULT_DATA_KEY)),
             tls_cert: self.path(&raw.tls.cert),
             tls_key: self.path(&raw.tls.key),
             tls_ca: self.path(&raw.tls.ca),

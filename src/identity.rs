@@ -359,6 +359,144 @@ pub fn write_private_file(path: &Path, bytes: &[u8]) -> io::Result<()> {
     file.sync_all()
 }
 
+/// The node's data key: an AES-256-GCM key that encrypts report content in the store, so
+/// that a copy of the data directory without the key file reveals none of it.
+///
+/// A sealed value is a format byte (1), a random 96-bit nonce, and the ciphertext with its
+/// tag. The associated data binds the value to its tree and key in the store, so a value
+/// moved to another record does not open. Random nonces are safe for far more values than
+/// a node stores under one key (NIST SP 800-38D, section 8.3).
+pub struct DataKey {
+    key: ring::aead::LessSafeKey,
+}
+
+/// The PEM label of a data key file.
+const DATA_KEY_LABEL: &str = "ENTENTE DATA KEY";
+
+/// The format byte of a value sealed with a [`DataKey`].
+const AT_REST_FORMAT: u8 = 1;
+
+/// The domain-separation label before the associated data of a value sealed at rest.
+const AT_REST_LABEL: &[u8] = b"entente/v1/at-rest\0";
+
+impl DataKey {
+    /// A new random key, kept in memory only.
+    pub fn generate() -> Result<Self, IdentityError> {
+        Self::from_bytes(&random_key()?[..]).ok_or(IdentityError::Random)
+    }
+
+    fn from_bytes(bytes: &[u8]) -> Option<Self> {
+        let unbound = ring::aead::UnboundKey::new(&ring::aead::AES_256_GCM, bytes).ok()?;
+        Some(Self {
+            key: ring::aead::LessSafeKey::new(unbound),
+        })
+    }
+
+    /// Reads a data key file (a PEM block `ENTENTE DATA KEY` holding 32 bytes).
+    pub fn load(path: &Path) -> Result<Self, IdentityError> {
+        let bad = |reason: String| IdentityError::BadKeyFile {
+            path: path.display().to_string(),
+            reason,
+        };
+        let text = Zeroizing::new(fs::read(path).map_err(|source| IdentityError::Io {
+            path: path.display().to_string(),
+            source,
+        })?);
+        let block = pem::parse(&*text).map_err(|e| bad(format!("not a PEM file ({e})")))?;
+        if block.tag() != DATA_KEY_LABEL {
+            return Err(bad(format!(
+                "expected a \"{DATA_KEY_LABEL}\" PEM block, found {:?}",
+                block.tag()
+            )));
+        }
+        let bytes = Zeroizing::new(block.into_contents());
+        if bytes.len() != 32 {
+            return Err(bad(format!(
+                "a data key is 32 bytes, found {}",
+                bytes.len()
+            )));
+        }
+        Self::from_bytes(&bytes).ok_or_else(|| bad("not an AES-256 key".into()))
+    }
+
+    /// Writes a new random key to `path`, readable by its owner only.
+    pub fn create(path: &Path) -> Result<Self, IdentityError> {
+        let bytes = random_key()?;
+        let text = Zeroizing::new(pem::encode(&pem::Pem::new(DATA_KEY_LABEL, bytes.to_vec())));
+        write_private_file(path, text.as_bytes()).map_err(|source| IdentityError::Io {
+            path: path.display().to_string(),
+            source,
+        })?;
+        Self::from_bytes(&bytes[..]).ok_or(IdentityError::Random)
+    }
+
+    /// Encrypts `plaintext`, the value of record `key` in store tree `tree`.
+    pub fn seal(&self, tree: &str, key: &[u8], plaintext: &[u8]) -> Result<Vec<u8>, IdentityError> {
+        let mut nonce = [0u8; 12];
+        ring::rand::SecureRandom::fill(&SystemRandom::new(), &mut nonce)
+            .map_err(|_| IdentityError::Random)?;
+        let mut body = plaintext.to_vec();
+        self.key
+            .seal_in_place_append_tag(
+                ring::aead::Nonce::assume_unique_for_key(nonce),
+                ring::aead::Aad::from(at_rest_aad(tree, key)),
+                &mut body,
+            )
+            // Sealing fails only for inputs beyond AES-GCM's 64 GiB limit.
+            .map_err(|_| IdentityError::Random)?;
+        let mut out = Vec::with_capacity(1 + nonce.len() + body.len());
+        out.push(AT_REST_FORMAT);
+        out.extend_from_slice(&nonce);
+        out.extend_from_slice(&body);
+        Ok(out)
+    }
+
+    /// Decrypts a value sealed by [`DataKey::seal`] for record `key` of tree `tree`; `None`
+    /// if it was sealed with another key, for another record, or was changed.
+    pub fn open(&self, tree: &str, key: &[u8], value: &[u8]) -> Option<Zeroizing<Vec<u8>>> {
+        let (&format, rest) = value.split_first()?;
+        if format != AT_REST_FORMAT || rest.len() < 12 + 16 {
+            return None;
+        }
+        let (nonce, sealed) = rest.split_at(12);
+        let nonce = ring::aead::Nonce::try_assume_unique_for_key(nonce).ok()?;
+        let mut body = Zeroizing::new(sealed.to_vec());
+        let len = self
+            .key
+            .open_in_place(
+                nonce,
+                ring::aead::Aad::from(at_rest_aad(tree, key)),
+                &mut body,
+            )
+            .ok()?
+            .len();
+        body.truncate(len);
+        Some(body)
+    }
+}
+
+fn random_key() -> Result<Zeroizing<[u8; 32]>, IdentityError> {
+    let mut bytes = Zeroizing::new([0u8; 32]);
+    ring::rand::SecureRandom::fill(&SystemRandom::new(), &mut bytes[..])
+        .map_err(|_| IdentityError::Random)?;
+    Ok(bytes)
+}
+
+fn at_rest_aad(tree: &str, key: &[u8]) -> Vec<u8> {
+    let mut aad = Vec::with_capacity(AT_REST_LABEL.len() + tree.len() + 1 + key.len());
+    aad.extend_from_slice(AT_REST_LABEL);
+    aad.extend_from_slice(tree.as_bytes());
+    aad.push(0);
+    aad.extend_from_slice(key);
+    aad
+}
+
+impl fmt::Debug for DataKey {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("DataKey(hidden)")
+    }
+}
+
 /// A partner's public keys, as registered in the config.
 #[derive(Clone, PartialEq, Eq)]
 pub struct PublicKeys {

@@ -182,7 +182,11 @@ impl Shared {
         for w in &warnings {
             tracing::warn!(warning = %w, "sharing policy");
         }
-        let store = Store::open_patiently(&config.data_dir, std::time::Duration::from_secs(5))?;
+        let store = Store::open_patiently(
+            &config.data_dir,
+            &config.data_key,
+            std::time::Duration::from_secs(5),
+        )?;
         let index = screening::open_index(&store)?;
         let notifiers = config
             .partners

@@ -28,7 +28,7 @@ use x509_parser::{asn1_rs::Tag, extensions::ParsedExtension, x509::X509Name};
 use zeroize::Zeroizing;
 
 use crate::{
-    identity::{self, EncryptionKey, IdentityError, KeyId, SigningKey},
+    identity::{self, DataKey, EncryptionKey, IdentityError, KeyId, SigningKey},
     tls::{self, AGENCY_URI_PREFIX},
 };
 
@@ -400,6 +400,7 @@ mod layout {
     pub const POLICY: &str = "policy.toml";
     pub const SIGNING_KEY: &str = "keys/signing.pem";
     pub const ENCRYPTION_KEY: &str = "keys/encryption.pem";
+    pub const DATA_KEY: &str = crate::config::DEFAULT_DATA_KEY;
     pub const CERT: &str = "tls/node.crt";
     pub const KEY: &str = "tls/node.key";
     pub const CA_CERT: &str = "tls/ca.crt";
@@ -526,12 +527,14 @@ fn write_node(
     let encryption = EncryptionKey::generate();
     signing.save(&dir.join(layout::SIGNING_KEY))?;
     encryption.save(&dir.join(layout::ENCRYPTION_KEY))?;
+    DataKey::create(&dir.join(layout::DATA_KEY))?;
     let mut node = NodeDir {
         dir: dir.to_owned(),
         listen,
         files: vec![
             dir.join(layout::SIGNING_KEY),
             dir.join(layout::ENCRYPTION_KEY),
+            dir.join(layout::DATA_KEY),
         ],
         signing_key_id: signing.key_id(),
         encryption_key_id: encryption.key_id(),
@@ -640,12 +643,13 @@ version = 1
 fn node_config(node: &NodeDir, header: &str, partners: &[&PartnerEntry]) -> String {
     let mut text = format!(
         "{header}\n[node]\nagency = {}\ndata_dir = \"data\"\nlisten = {}\npolicy = {}\n\n\
-         [keys]\nsigning = {}\nencryption = {}\n\n[tls]\ncert = {}\nkey = {}\nca = {}\n",
+         [keys]\nsigning = {}\nencryption = {}\ndata = {}\n\n[tls]\ncert = {}\nkey = {}\nca = {}\n",
         quoted(&node.entry.agency),
         quoted(&node.listen.to_string()),
         quoted(layout::POLICY),
         quoted(layout::SIGNING_KEY),
         quoted(layout::ENCRYPTION_KEY),
+        quoted(layout::DATA_KEY),
         quoted(layout::CERT),
         quoted(layout::KEY),
         quoted(layout::CA_CERT),
@@ -915,6 +919,8 @@ anything.
   partner's config.
 - `<agency>/keys/signing.pem`: the node's Ed25519 signing key (PKCS#8).
 - `<agency>/keys/encryption.pem`: the node's X25519 HPKE encryption key (PKCS#8).
+- `<agency>/keys/data.key`: the node's data key (AES-256), which encrypts report content
+  in its store.
 - `<agency>/tls/node.crt`: the node's TLS certificate. Its URI SAN
   `urn:entente:agency:AGENCY` names the agency; it is valid for `localhost` and
   `127.0.0.1`.

@@ -21,7 +21,7 @@
 //! (a receipt to a partner, an accepted submission) call [`Store::flush`] before answering.
 //! The store decides nothing: callers pass it what to write.
 
-use std::path::Path;
+use std::{path::Path, sync::Arc};
 
 use prost::Message as _;
 use sled::{
@@ -31,6 +31,7 @@ use sled::{
 
 use crate::{
     audit::{self, Event},
+    identity::DataKey,
     pb,
 };
 
@@ -51,6 +52,21 @@ pub enum StoreError {
         op: &'static str,
         /// The cause.
         source: sled::Error,
+    },
+    /// The data key file could not be read, or sealing with it failed.
+    #[error("data key: {0}")]
+    DataKey(String),
+    /// A value sealed at rest does not open with the data key: the key file is not the one
+    /// the store was written with, or the value was changed.
+    #[error(
+        "store {op}: a record in tree {tree} does not decrypt with the data key ([keys] data): \
+         wrong key file, or a damaged store"
+    )]
+    Undecryptable {
+        /// What was being done.
+        op: &'static str,
+        /// The tree.
+        tree: &'static str,
     },
     /// Another process holds the store (sled locks its directory).
     #[error(
@@ -216,6 +232,8 @@ pub struct Incoming {
 #[derive(Clone)]
 pub struct Store {
     db: sled::Db,
+    /// Encrypts the values of `items` and `screening`, which hold report content.
+    at_rest: Arc<DataKey>,
     items: sled::Tree,
     outbox: sled::Tree,
     deliveries: sled::Tree,
@@ -244,7 +262,7 @@ const CACHE_BYTES: u64 = 128 * 1024 * 1024;
 impl Store {
     /// Opens (or creates) the store in `dir`. Fails with [`StoreError::Locked`] if another
     /// process holds it.
-    pub fn open(dir: &Path) -> Result<Self> {
+    pub fn open(dir: &Path, at_rest: DataKey) -> Result<Self> {
         restrict_dir(dir).map_err(|e| StoreError::Sled {
             op: "create data directory",
             source: sled::Error::Io(e),
@@ -266,6 +284,7 @@ impl Store {
             })?;
         let tree = |name: &str| db.open_tree(name).map_err(sled_err("open tree"));
         Ok(Self {
+            at_rest: Arc::new(at_rest),
             items: tree("items")?,
             outbox: tree("outbox")?,
             deliveries: tree("deliveries")?,
@@ -281,12 +300,22 @@ impl Store {
         })
     }
 
-    /// Like [`Store::open`], but while another process holds the store (typically a
-    /// command reading it a moment before the node started), retries for up to `patience`.
-    pub fn open_patiently(dir: &Path, patience: std::time::Duration) -> Result<Self> {
+    /// Opens the store in `dir` with the data key in the file `key_file`.
+    pub fn open_with_key_file(dir: &Path, key_file: &Path) -> Result<Self> {
+        Self::open(dir, load_data_key(key_file)?)
+    }
+
+    /// Like [`Store::open_with_key_file`], but while another process holds the store
+    /// (typically a command reading it a moment before the node started), retries for up
+    /// to `patience`.
+    pub fn open_patiently(
+        dir: &Path,
+        at_rest: &Path,
+        patience: std::time::Duration,
+    ) -> Result<Self> {
         let deadline = std::time::Instant::now() + patience;
         loop {
-            match Self::open(dir) {
+            match Self::open(dir, load_data_key(at_rest)?) {
                 Err(StoreError::Locked { .. }) if std::time::Instant::now() < deadline => {
                     std::thread::sleep(std::time::Duration::from_millis(50));
                 }
@@ -379,7 +408,9 @@ impl Store {
             ));
         }
         let key = item_key(&id, &item.sender);
-        let value = insert.map(|i| i.encode_to_vec());
+        let value = insert
+            .map(|i| self.seal_value(ITEMS, &key, &i.encode_to_vec()))
+            .transpose()?;
         (&self.items, &self.outbox, &self.deliveries, &self.audit)
             .transaction(|(items, outbox, deliveries, log)| {
                 if let Some(value) = &value {
@@ -400,11 +431,19 @@ impl Store {
     /// Stores received items, deduplicating by (sender, item id), and records each
     /// outcome in the audit log, in one transaction.
     pub fn receive(&self, sender: &str, batch: &[Incoming]) -> Result<Vec<Received>> {
+        // Sealed before the transaction, which sled may run more than once.
+        let sealed = batch
+            .iter()
+            .map(|incoming| {
+                let key = item_key(&id16(&incoming.item.item_id), sender);
+                self.seal_value(ITEMS, &key, &incoming.item.encode_to_vec())
+            })
+            .collect::<Result<Vec<_>>>()?;
         (&self.items, &self.seen, &self.audit)
             .transaction(|(items, seen, log)| {
                 let mut outcomes = Vec::with_capacity(batch.len());
                 let mut events = Vec::with_capacity(batch.len());
-                for incoming in batch {
+                for (incoming, value) in batch.iter().zip(&sealed) {
                     let id = id16(&incoming.item.item_id);
                     let seen_key = seen_key(sender, &id);
                     let outcome = match seen.get(seen_key.as_slice())? {
@@ -413,7 +452,7 @@ impl Store {
                         None => {
                             seen.insert(seen_key.as_slice(), &incoming.digest[..])?;
                             let key = item_key(&id, sender);
-                            items.insert(key.as_slice(), incoming.item.encode_to_vec())?;
+                            items.insert(key.as_slice(), value.as_slice())?;
                             Received::Stored
                         }
                     };
@@ -530,8 +569,8 @@ impl Store {
     pub fn list_items(&self, limit: usize) -> Result<Vec<StoredItem>> {
         let mut out = Vec::new();
         for entry in self.items.iter().rev().take(limit) {
-            let (_, value) = entry.map_err(sled_err("list items"))?;
-            out.push(decode(&value, "list items", "items")?);
+            let (key, value) = entry.map_err(sled_err("list items"))?;
+            out.push(self.open_value("list items", ITEMS, &key, &value)?);
         }
         Ok(out)
     }
@@ -545,8 +584,8 @@ impl Store {
     pub fn item(&self, id: &[u8; 16]) -> Result<Vec<StoredItem>> {
         let mut out = Vec::new();
         for entry in self.items.scan_prefix(id) {
-            let (_, value) = entry.map_err(sled_err("get item"))?;
-            out.push(decode(&value, "get item", "items")?);
+            let (key, value) = entry.map_err(sled_err("get item"))?;
+            out.push(self.open_value("get item", ITEMS, &key, &value)?);
         }
         Ok(out)
     }
@@ -613,6 +652,38 @@ fn restrict_dir(dir: &Path) -> std::io::Result<()> {
         std::fs::set_permissions(dir, std::fs::Permissions::from_mode(0o700))?;
     }
     Ok(())
+}
+
+/// The tree of items, whose values are sealed with the data key.
+const ITEMS: &str = "items";
+
+/// Reads the data key file at `path`.
+pub fn load_data_key(path: &Path) -> Result<DataKey> {
+    DataKey::load(path).map_err(|e| StoreError::DataKey(e.to_string()))
+}
+
+impl Store {
+    /// `plaintext` sealed with the data key as the value of `key` in `tree`.
+    fn seal_value(&self, tree: &'static str, key: &[u8], plaintext: &[u8]) -> Result<Vec<u8>> {
+        self.at_rest
+            .seal(tree, key, plaintext)
+            .map_err(|e| StoreError::DataKey(e.to_string()))
+    }
+
+    /// Opens and decodes a value sealed with the data key.
+    fn open_value<T: prost::Message + Default>(
+        &self,
+        op: &'static str,
+        tree: &'static str,
+        key: &[u8],
+        value: &[u8],
+    ) -> Result<T> {
+        let plain = self
+            .at_rest
+            .open(tree, key, value)
+            .ok_or(StoreError::Undecryptable { op, tree })?;
+        decode(&plain, op, tree)
+    }
 }
 
 fn decode<T: prost::Message + Default>(
@@ -783,7 +854,7 @@ mod tests {
 
     fn open() -> (tempfile::TempDir, Store) {
         let dir = tempfile::tempdir().unwrap();
-        let store = Store::open(dir.path()).unwrap();
+        let store = Store::open(dir.path(), DataKey::generate().unwrap()).unwrap();
         (dir, store)
     }
 
@@ -811,7 +882,7 @@ mod tests {
         change(&db.open_tree("audit").unwrap());
         db.flush().unwrap();
         drop(db);
-        Store::open(dir).unwrap()
+        Store::open(dir, DataKey::generate().unwrap()).unwrap()
     }
 
     fn audit_key(seq: u64) -> Vec<u8> {
@@ -1114,7 +1185,7 @@ mod tests {
         submit(&store, 3, &["DE-BAFA"], &[]);
         store.flush().await.unwrap();
         drop(store);
-        let store = Store::open(dir.path()).unwrap();
+        let store = Store::open(dir.path(), DataKey::generate().unwrap()).unwrap();
         assert_eq!(store.item_count(), 3);
         assert_eq!(batch_ids(&store, "DE-BAFA", None, 10), [3]);
         assert_eq!(delivery(&store, 1, "JP-METI").state, "refused");
@@ -1128,7 +1199,7 @@ mod tests {
     #[test]
     fn a_second_open_of_a_held_store_fails() {
         let (dir, _store) = open();
-        assert!(Store::open(dir.path()).is_err());
+        assert!(Store::open(dir.path(), DataKey::generate().unwrap()).is_err());
     }
 
     #[test]

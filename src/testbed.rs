@@ -105,6 +105,7 @@ pub fn write_member(dir: &Path, ca: &Ca, agency: &str) -> Result<PublicKeys, Tes
     let encryption = EncryptionKey::generate();
     signing.save(&d.join("signing.pem"))?;
     encryption.save(&d.join("encryption.pem"))?;
+    crate::identity::DataKey::create(&d.join("data.key"))?;
     let cert = setup::issue_node_cert(ca, agency, &[])?;
     std::fs::write(d.join("node.crt"), &cert.cert_pem)?;
     write_private_file(&d.join("node.key"), cert.key_pem.as_bytes())?;
@@ -126,6 +127,7 @@ fn member_config(dir: &Path, agency: &str, listen: std::net::SocketAddr) -> Conf
         max_message_bytes: DEFAULT_MAX_MESSAGE_BYTES,
         signing_key: d.join("signing.pem"),
         encryption_key: d.join("encryption.pem"),
+        data_key: d.join("data.key"),
         tls_cert: d.join("node.crt"),
         tls_key: d.join("node.key"),
         tls_ca: d.join("ca.crt"),

@@ -173,8 +173,10 @@ fn sigkill_of_either_node_during_a_transfer_loses_and_duplicates_nothing() {
     terminate(&mut a);
     terminate(&mut b);
     eprintln!("B held {after_kills} of {ITEMS} items when the kills ended");
-    let a_store = Store::open(&Config::load(&a_config).unwrap().data_dir).unwrap();
-    let b_store = Store::open(&Config::load(&b_config).unwrap().data_dir).unwrap();
+    let a = Config::load(&a_config).unwrap();
+    let a_store = Store::open_with_key_file(&a.data_dir, &a.data_key).unwrap();
+    let b = Config::load(&b_config).unwrap();
+    let b_store = Store::open_with_key_file(&b.data_dir, &b.data_key).unwrap();
     assert_eq!(
         b_store.item_count(),
         ITEMS,

@@ -97,7 +97,7 @@ fn hit_ids(value: &serde_json::Value) -> Vec<String> {
 
 fn screen_queries(config: &Path) -> Vec<String> {
     let config = Config::load(config).unwrap();
-    let store = Store::open(&config.data_dir).unwrap();
+    let store = Store::open_with_key_file(&config.data_dir, &config.data_key).unwrap();
     store
         .audit_entries()
         .unwrap()

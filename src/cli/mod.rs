@@ -75,7 +75,12 @@ fn init(args: InitArgs) -> CliResult {
 
 async fn serve(config: &Path) -> CliResult {
     let config = Config::load(config)?;
-    for key in [&config.signing_key, &config.encryption_key, &config.tls_key] {
+    for key in [
+        &config.signing_key,
+        &config.encryption_key,
+        &config.data_key,
+        &config.tls_key,
+    ] {
         identity::check_private_file(key)?;
     }
     let node = node::Node::start(config).await?;
@@ -120,13 +125,15 @@ fn reload_on_signal(shared: &node::Shared) {
 
 fn audit_verify(config: &Path) -> CliResult {
     let config = Config::load(config)?;
-    let store = store::Store::open(&config.data_dir).map_err(|e| match e {
-        store::StoreError::Locked { dir } => format!(
-            "data directory {dir} is in use: stop `entente serve` for this node before \
+    let store = store::Store::open_with_key_file(&config.data_dir, &config.data_key).map_err(
+        |e| match e {
+            store::StoreError::Locked { dir } => format!(
+                "data directory {dir} is in use: stop `entente serve` for this node before \
              verifying its audit log (verification reads the store directly)"
-        ),
-        other => other.to_string(),
-    })?;
+            ),
+            other => other.to_string(),
+        },
+    )?;
     match store.verify_audit()? {
         Ok(n) => {
             println!("audit log intact: {n} entries");

@@ -168,7 +168,7 @@ async fn list(config: &Path, json: bool) -> CliResult {
         }
         None => {
             let (policy, _) = node::load_policy(&config)?;
-            let store = store::Store::open(&config.data_dir)?;
+            let store = store::Store::open_with_key_file(&config.data_dir, &config.data_key)?;
             control::record_query(&store, "watchlist list", "");
             control::list_watchlists(&store, &config, &policy)?
         }
@@ -194,7 +194,7 @@ async fn show(config: &Path, list: &str, entry: Option<&str>, limit: u32, json: 
         Some(mut client) => client.show_watchlist(request).await?.into_inner(),
         None => {
             let (policy, _) = node::load_policy(&config)?;
-            let store = store::Store::open(&config.data_dir)?;
+            let store = store::Store::open_with_key_file(&config.data_dir, &config.data_key)?;
             let what = format!("{list} {}", entry.unwrap_or_default());
             control::record_query(&store, "watchlist show", what.trim_end());
             control::show_watchlist(&store, &config, &policy, &request)?

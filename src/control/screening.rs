@@ -76,7 +76,8 @@ mod tests {
     #[test]
     fn every_query_is_audited_refused_ones_with_the_reason() {
         let dir = tempfile::tempdir().unwrap();
-        let store = store::Store::open(dir.path()).unwrap();
+        let store =
+            store::Store::open(dir.path(), crate::identity::DataKey::generate().unwrap()).unwrap();
         let request = pb::ScreenRequest {
             name: "Ali\nReza".into(),
             subject_type: pb::SubjectType::Person as i32,

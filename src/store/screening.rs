@@ -6,7 +6,11 @@
 
 use prost::Message as _;
 
-use super::{Result, Store, decode, item_key, sled_err};
+use super::{Result, Store, item_key, sled_err};
+
+/// The tree of screening hits, whose values are sealed with the data key: they hold names
+/// from reports.
+const SCREENING: &str = "screening";
 use crate::pb;
 
 impl Store {
@@ -18,18 +22,21 @@ impl Store {
         sender: &str,
         screening: &pb::ReportScreening,
     ) -> Result<()> {
+        let key = item_key(id, sender);
+        let value = self.seal_value(SCREENING, &key, &screening.encode_to_vec())?;
         self.screening
-            .insert(item_key(id, sender), screening.encode_to_vec())
+            .insert(key, value)
             .map_err(sled_err("store screening"))?;
         Ok(())
     }
 
     /// The screening of the item (`id`, `sender`), if its subjects matched anything.
     pub fn screening(&self, id: &[u8; 16], sender: &str) -> Result<Option<pb::ReportScreening>> {
+        let key = item_key(id, sender);
         self.screening
-            .get(item_key(id, sender))
+            .get(&key)
             .map_err(sled_err("read screening"))?
-            .map(|v| decode(&v, "read screening", "screening"))
+            .map(|v| self.open_value("read screening", SCREENING, &key, &v))
             .transpose()
     }
 }
@@ -41,7 +48,7 @@ mod tests {
     #[test]
     fn screenings_are_kept_per_item_and_sender() {
         let dir = tempfile::tempdir().unwrap();
-        let store = Store::open(dir.path()).unwrap();
+        let store = Store::open(dir.path(), crate::identity::DataKey::generate().unwrap()).unwrap();
         let id = [7u8; 16];
         assert_eq!(store.screening(&id, "DE-BAFA").unwrap(), None);
         let screening = pb::ReportScreening {
