@@ -182,7 +182,8 @@ impl Shared {
         for w in &warnings {
             tracing::warn!(warning = %w, "sharing policy");
         }
-        let store = Store::open_patiently(&config.data_dir, std::time::Duration::from_secs(5))?;
+        let store = Store::open_patiently(&config.data_dir, std::time::Duration::from_secs(5))?
+            .with_checkpoints(Arc::new(identity.signing.duplicate()));
         let index = screening::open_index(&store)?;
         let notifiers = config
             .partners
@@ -741,10 +742,14 @@ impl Node {
         &self.shared
     }
 
-    /// Stops every task and waits for them.
+    /// Stops every task and waits for them, then closes the audit log with a signed
+    /// checkpoint over its newest entry.
     pub async fn shutdown(mut self) {
         let _ = self.stop.send(true);
         while self.tasks.join_next().await.is_some() {}
+        if let Err(e) = self.shared.store.checkpoint() {
+            tracing::error!(error = %e, "cannot write the audit log's closing checkpoint");
+        }
         let _ = self.shared.store.flush().await;
         info!(agency = %self.shared.config.agency, "node stopped");
     }

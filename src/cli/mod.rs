@@ -124,14 +124,16 @@ fn audit_verify(config: &Path) -> CliResult {
         ),
         other => other.to_string(),
     })?;
-    match store.verify_audit()? {
-        Ok(n) => {
-            println!("audit log intact: {n} entries");
+    let key = entente::identity::SigningKey::load(&config.signing_key)?.public();
+    let done = store.verify_audit(&key)?;
+    match done.first_bad {
+        None => {
+            println!(
+                "audit log intact: {} entries, {} signed checkpoints verified",
+                done.entries, done.checkpoints
+            );
             Ok(())
         }
-        Err(seq) => Err(format!(
-            "audit log broken at entry {seq}: an entry was changed, removed or reordered"
-        )
-        .into()),
+        Some(bad) => Err(format!("audit log broken at entry {}: {}", bad.seq, bad.flaw).into()),
     }
 }
