@@ -18,6 +18,10 @@ use crate::{
     store,
 };
 
+mod audit;
+
+pub use audit::search_audit;
+
 mod watchlists;
 
 pub use watchlists::{import_response, list_watchlists, show_watchlist};
@@ -179,6 +183,15 @@ impl pb::control_server::Control for ControlService {
         Ok(Response::new(shown))
     }
 
+    async fn search_audit(
+        &self,
+        request: Request<pb::SearchAuditRequest>,
+    ) -> Result<Response<pb::SearchAuditResponse>, Status> {
+        let found = search_audit(&self.shared.store, &request.into_inner())
+            .map_err(|e| Status::internal(e.to_string()))?;
+        Ok(Response::new(found))
+    }
+
     async fn reload_policy(
         &self,
         _request: Request<pb::ReloadPolicyRequest>,
@@ -306,6 +319,14 @@ fn summary(
             .screening(&id, &item.sender)?
             .map_or(0, |s| s.hits.len() as u32),
     })
+}
+
+/// Opens the store of a node that is not running, for a command to read it. The node's
+/// signing key goes with it, so that the command's own audit entries are followed by a
+/// checkpoint when they complete a run, as the node's are.
+pub fn open_store(config: &crate::config::Config) -> Result<store::Store, NodeError> {
+    let signing = crate::identity::SigningKey::load(&config.signing_key)?;
+    Ok(store::Store::open(&config.data_dir)?.with_checkpoints(Arc::new(signing)))
 }
 
 /// Connects to the control socket of a running node, if there is one.
