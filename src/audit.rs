@@ -238,7 +238,8 @@ impl fmt::Display for Flaw {
                 "entry {found} stands here: entries were removed or reordered"
             ),
             Flaw::BrokenLink => f.write_str(
-                "broken chain link: it does not carry the hash of the entry before it                  (one of the two was changed)",
+                "broken chain link: it does not carry the hash of the entry before it \
+                 (one of the two was changed)",
             ),
             Flaw::WrongHash => f.write_str(
                 "the checkpoint names a seq or hash other than those of the entry before it",
@@ -248,11 +249,13 @@ impl fmt::Display for Flaw {
             ),
             Flaw::MissingCheckpoint => write!(
                 f,
-                "missing checkpoint: more than {CHECKPOINT_EVERY} entries without a signed                  checkpoint (the log was rebuilt by someone without the key)"
+                "missing checkpoint: more than {CHECKPOINT_EVERY} entries without a signed \
+                 checkpoint (the log was rebuilt by someone without the key)"
             ),
             Flaw::HeadMismatch { head_seq } => write!(
                 f,
-                "the store's head record names {head_seq} entries: the newest entries were                  removed, or the head was changed"
+                "the store's head record names {head_seq} entries: the newest entries were \
+                 removed, or the head was changed"
             ),
             Flaw::HeadHash => f.write_str(
                 "the newest entry is not the one the store's head record names (it was changed)",

@@ -323,10 +323,18 @@ fn summary(
 
 /// Opens the store of a node that is not running, for a command to read it. The node's
 /// signing key goes with it, so that the command's own audit entries are followed by a
-/// checkpoint when they complete a run, as the node's are.
+/// checkpoint when they complete a run, as the node's are. A key file that cannot be read
+/// does not stop the command (it may be run to find out what is wrong with the node): its
+/// entries then get no checkpoint, and a warning says so.
 pub fn open_store(config: &crate::config::Config) -> Result<store::Store, NodeError> {
-    let signing = crate::identity::SigningKey::load(&config.signing_key)?;
-    Ok(store::Store::open(&config.data_dir)?.with_checkpoints(Arc::new(signing)))
+    let store = store::Store::open(&config.data_dir)?;
+    match crate::identity::SigningKey::load(&config.signing_key) {
+        Ok(signing) => Ok(store.with_checkpoints(Arc::new(signing))),
+        Err(e) => {
+            tracing::warn!(error = %e, "cannot load the signing key: this command's audit entries get no checkpoint");
+            Ok(store)
+        }
+    }
 }
 
 /// Connects to the control socket of a running node, if there is one.

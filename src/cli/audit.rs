@@ -243,31 +243,45 @@ fn verification_text(done: &audit::Verification) -> String {
     } else {
         "intact before the first bad entry"
     };
-    let _ = writeln!(
-        out,
-        "{intact}: {} entries, {} signed checkpoints verified",
-        done.entries, done.checkpoints
-    );
-    match (done.last_checkpoint, done.uncovered()) {
-        (0, 0) => {}
-        (0, n) => {
-            let _ = writeln!(
-                out,
-                "no checkpoint yet: no signature covers the {n} entries (the node has not \
-                 stopped cleanly since the log began)"
-            );
-        }
-        (last, 0) => {
-            let _ = writeln!(out, "the log ends with the checkpoint at entry {last}");
-        }
-        (last, n) => {
-            let _ = writeln!(
-                out,
-                "last checkpoint at entry {last}; the {n} entries after it are not yet covered \
-                 by a signature"
-            );
-        }
+    let entries = match done.entries {
+        1 => "1 entry".to_owned(),
+        n => format!("{n} entries"),
+    };
+    let checkpoints = match done.checkpoints {
+        1 => "1 signed checkpoint".to_owned(),
+        n => format!("{n} signed checkpoints"),
+    };
+    let _ = writeln!(out, "{intact}: {entries}, {checkpoints} verified");
+    if !done.is_intact() {
+        return out;
     }
+    let span = |from: u64, to: u64| {
+        if from == to {
+            format!("entry {to} is")
+        } else {
+            format!("entries {from} to {to} are")
+        }
+    };
+    let (last, n) = (done.last_checkpoint, done.entries);
+    if n == 0 {
+        return out;
+    }
+    let _ = if last == 0 {
+        writeln!(
+            out,
+            "no checkpoint yet: {} covered by no signature (the node has not stopped cleanly \
+             since the log began)",
+            span(1, n)
+        )
+    } else if last == n {
+        writeln!(out, "the log ends with the checkpoint at entry {last}")
+    } else {
+        writeln!(
+            out,
+            "last checkpoint at entry {last}; {} not yet covered by a signature",
+            span(last + 1, n)
+        )
+    };
     out
 }
 
