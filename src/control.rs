@@ -18,6 +18,10 @@ use crate::{
     store,
 };
 
+mod audit;
+
+pub use audit::search_audit;
+
 mod watchlists;
 
 pub use watchlists::{import_response, list_watchlists, show_watchlist};
@@ -179,6 +183,15 @@ impl pb::control_server::Control for ControlService {
         Ok(Response::new(shown))
     }
 
+    async fn search_audit(
+        &self,
+        request: Request<pb::SearchAuditRequest>,
+    ) -> Result<Response<pb::SearchAuditResponse>, Status> {
+        let found = search_audit(&self.shared.store, &request.into_inner())
+            .map_err(|e| Status::internal(e.to_string()))?;
+        Ok(Response::new(found))
+    }
+
     async fn reload_policy(
         &self,
         _request: Request<pb::ReloadPolicyRequest>,
@@ -306,6 +319,22 @@ fn summary(
             .screening(&id, &item.sender)?
             .map_or(0, |s| s.hits.len() as u32),
     })
+}
+
+/// Opens the store of a node that is not running, for a command to read it. The node's
+/// signing key goes with it, so that the command's own audit entries are followed by a
+/// checkpoint when they complete a run, as the node's are. A key file that cannot be read
+/// does not stop the command (it may be run to find out what is wrong with the node): its
+/// entries then get no checkpoint, and a warning says so.
+pub fn open_store(config: &crate::config::Config) -> Result<store::Store, NodeError> {
+    let store = store::Store::open_with_key_file(&config.data_dir, &config.data_key)?;
+    match crate::identity::SigningKey::load(&config.signing_key) {
+        Ok(signing) => Ok(store.with_checkpoints(Arc::new(signing))),
+        Err(e) => {
+            tracing::warn!(error = %e, "cannot load the signing key: this command's audit entries get no checkpoint");
+            Ok(store)
+        }
+    }
 }
 
 /// Connects to the control socket of a running node, if there is one.

@@ -196,6 +196,13 @@ impl SigningKey {
         out
     }
 
+    /// A second handle on the same key, for a part that signs on its own (the audit
+    /// log's checkpoints).
+    pub fn duplicate(&self) -> Self {
+        // The bytes were accepted as this very key when it was built.
+        Self::from_pkcs8(&self.pkcs8).expect("a key's own PKCS#8 bytes read again")
+    }
+
     /// Reads a PEM file holding a PKCS#8 Ed25519 private key.
     pub fn load(path: &Path) -> Result<Self, IdentityError> {
         let der = read_pem(path)?;

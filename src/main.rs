@@ -47,9 +47,10 @@ pub(crate) enum Command {
     /// received from their owners) with its version, digest and sync state per partner.
     #[command(subcommand)]
     Watchlist(cli::watchlist::WatchlistCommand),
-    /// Inspect the audit log.
+    /// Read and check the audit log: the newest entries, a search, and a check of its
+    /// hash chain and signed checkpoints.
     #[command(subcommand)]
-    Audit(AuditCommand),
+    Audit(cli::audit::AuditCommand),
     /// Make certificates.
     #[command(subcommand)]
     Certs(CertsCommand),
@@ -187,16 +188,6 @@ pub(crate) enum PolicyCommand {
     /// Make a running node read its policy file again (as SIGHUP does). An invalid file
     /// is refused and the policy in force stays.
     Reload {
-        /// The node's config file.
-        #[arg(long, short, env = "ENTENTE_CONFIG")]
-        config: PathBuf,
-    },
-}
-
-#[derive(Subcommand)]
-pub(crate) enum AuditCommand {
-    /// Check the audit log's hash chain and name the first bad entry.
-    Verify {
         /// The node's config file.
         #[arg(long, short, env = "ENTENTE_CONFIG")]
         config: PathBuf,

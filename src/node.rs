@@ -186,7 +186,8 @@ impl Shared {
             &config.data_dir,
             &config.data_key,
             std::time::Duration::from_secs(5),
-        )?;
+        )?
+        .with_checkpoints(Arc::new(identity.signing.duplicate()));
         let index = screening::open_index(&store)?;
         let notifiers = config
             .partners
@@ -745,10 +746,14 @@ impl Node {
         &self.shared
     }
 
-    /// Stops every task and waits for them.
+    /// Stops every task and waits for them, then closes the audit log with a signed
+    /// checkpoint over its newest entry.
     pub async fn shutdown(mut self) {
         let _ = self.stop.send(true);
         while self.tasks.join_next().await.is_some() {}
+        if let Err(e) = self.shared.store.checkpoint() {
+            tracing::error!(error = %e, "cannot write the audit log's closing checkpoint");
+        }
         let _ = self.shared.store.flush().await;
         info!(agency = %self.shared.config.agency, "node stopped");
     }

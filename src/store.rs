@@ -8,7 +8,7 @@
 //! | `outbox` | partner ‖ 0x00 ‖ item id (16) | encoded `pb::Envelope`, sealed for that partner |
 //! | `deliveries` | item id (16) ‖ partner | [`DeliveryRecord`] |
 //! | `seen` | sender ‖ 0x00 ‖ item id (16) | envelope digest (32) |
-//! | `audit` | `h` → head; `e` ‖ seq (8, BE) → [`audit::Entry`] | |
+//! | `audit` | `h` → head (seq ‖ hash); `c` → seq of the last checkpoint (8, BE); `e` ‖ seq (8, BE) → [`audit::Entry`] | |
 //! | `screening` | item id (16) ‖ sender agency (the item's key) | encoded `pb::ReportScreening`: the watchlist hits of a report's subjects |
 //! | `lists` | list name | [`ListMeta`] |
 //! | `list_entries` | list ‖ 0x00 ‖ entry id | encoded `pb::WatchlistEntry` (canonical) |
@@ -245,6 +245,8 @@ pub struct Store {
     list_deltas: sled::Tree,
     list_staged: sled::Tree,
     list_sent: sled::Tree,
+    /// Signs the audit log's checkpoints; without it none are written.
+    checkpoints: Option<Arc<dyn audit::Signer>>,
 }
 
 impl std::fmt::Debug for Store {
@@ -296,6 +298,7 @@ impl Store {
             list_deltas: tree("list_deltas")?,
             list_staged: tree("list_staged")?,
             list_sent: tree("list_sent")?,
+            checkpoints: None,
             db,
         })
     }
@@ -303,6 +306,15 @@ impl Store {
     /// Opens the store in `dir` with the data key in the file `key_file`.
     pub fn open_with_key_file(dir: &Path, key_file: &Path) -> Result<Self> {
         Self::open(dir, load_data_key(key_file)?)
+    }
+
+    /// Has every later audit append add a checkpoint signed by `signer` once
+    /// [`audit::CHECKPOINT_EVERY`] entries have followed the last one. Every process that
+    /// writes to a node's log must pass the node's signing key here, or `entente audit
+    /// verify` will find a run of entries without a checkpoint.
+    pub fn with_checkpoints(mut self, signer: Arc<dyn audit::Signer>) -> Self {
+        self.checkpoints = Some(signer);
+        self
     }
 
     /// Like [`Store::open_with_key_file`], but while another process holds the store
@@ -422,7 +434,7 @@ impl Store {
                 for (k, v) in &records {
                     deliveries.insert(k.as_slice(), v.as_slice())?;
                 }
-                append_audit(log, &events)?;
+                self.append_audit(log, &events)?;
                 Ok(())
             })
             .map_err(tx_err("submit"))
@@ -459,7 +471,7 @@ impl Store {
                     events.push(received_event(sender, &id, outcome));
                     outcomes.push(outcome);
                 }
-                append_audit(log, &events)?;
+                self.append_audit(log, &events)?;
                 Ok(outcomes)
             })
             .map_err(tx_err("receive"))
@@ -549,7 +561,7 @@ impl Store {
                     deliveries.insert(key, record.encode_to_vec())?;
                     events.push(Event::new(action, partner, &ulid_text(id), detail));
                 }
-                append_audit(log, &events)?;
+                self.append_audit(log, &events)?;
                 Ok(())
             })
             .map_err(tx_err("settle deliveries"))
@@ -559,7 +571,7 @@ impl Store {
     pub fn record(&self, events: &[Event]) -> Result<()> {
         self.audit
             .transaction(|log| {
-                append_audit(log, events)?;
+                self.append_audit(log, events)?;
                 Ok(())
             })
             .map_err(tx_err("append audit"))
@@ -603,42 +615,159 @@ impl Store {
 
     /// The audit log, in order, as encoded entries.
     pub fn audit_entries(&self) -> Result<Vec<audit::Entry>> {
-        let mut out = Vec::new();
-        for entry in self.audit.scan_prefix(b"e") {
-            let (_, value) = entry.map_err(sled_err("read audit"))?;
-            out.push(decode(&value, "read audit", "audit")?);
-        }
-        Ok(out)
+        self.audit_newest().rev().collect()
     }
 
-    /// Checks the audit hash chain; returns the number of entries, or the sequence
-    /// number of the first bad one.
-    /// The head record (last sequence number and hash) is checked too, so that removing or
-    /// changing the newest entries is detected as well.
-    pub fn verify_audit(&self) -> Result<std::result::Result<u64, u64>> {
+    /// The audit log, newest entry first (reversible, for oldest first).
+    pub fn audit_newest(&self) -> impl DoubleEndedIterator<Item = Result<audit::Entry>> + '_ {
+        self.audit.scan_prefix(b"e").rev().map(|entry| {
+            let (_, value) = entry.map_err(sled_err("read audit"))?;
+            decode(&value, "read audit", "audit")
+        })
+    }
+
+    /// Appends a checkpoint over the newest entry, unless the newest entry is a
+    /// checkpoint already or no signer was given. Returns the checkpoint's seq.
+    pub fn checkpoint(&self) -> Result<Option<u64>> {
+        let Some(signer) = self.checkpoints.as_deref() else {
+            return Ok(None);
+        };
+        self.audit
+            .transaction(|log| {
+                let (seq, prev) = audit_head(log)?;
+                if seq == 0 || last_checkpoint(log)? == seq {
+                    return Ok(None);
+                }
+                append_checkpoint(log, seq + 1, prev, signer)?;
+                Ok(Some(seq + 1))
+            })
+            .map_err(tx_err("append audit checkpoint"))
+    }
+
+    /// Checks the audit log: the hash chain, every checkpoint's signature against `key`
+    /// (the node's public signing key), that no run of entries lacks a checkpoint, and
+    /// that the head record names the newest entry, so that removing or changing the
+    /// newest entries is detected as well.
+    pub fn verify_audit(&self, key: &[u8; 32]) -> Result<audit::Verification> {
         let mut raw = Vec::new();
         for entry in self.audit.scan_prefix(b"e") {
             raw.push(entry.map_err(sled_err("read audit"))?.1);
         }
-        let n = match audit::verify_chain(raw.iter().map(|v| v.as_ref())) {
-            Ok(n) => n,
-            Err(bad) => return Ok(Err(bad)),
-        };
+        let verify = |n: usize| audit::verify(raw.iter().take(n).map(|v| v.as_ref()), key);
+        let done = verify(raw.len());
+        if !done.is_intact() {
+            return Ok(done);
+        }
+        let n = done.entries;
         let head = self.audit.get(b"h").map_err(sled_err("read audit"))?;
-        let (head_seq, head_hash) = match head.as_deref() {
-            Some(h) if h.len() == 40 => (u64_be(&h[..8]), h[8..].to_vec()),
-            None if n == 0 => return Ok(Ok(0)),
-            _ => return Ok(Err(n.max(1))),
+        let (seq, flaw) = match head.as_deref() {
+            Some(h) if h.len() == 40 => {
+                let head_seq = u64_be(&h[..8]);
+                let last_hash = raw.last().map(|v| audit::entry_hash(v).to_vec());
+                if head_seq != n {
+                    (head_seq.min(n) + 1, audit::Flaw::HeadMismatch { head_seq })
+                } else if last_hash.as_deref() != Some(&h[8..]) {
+                    (n, audit::Flaw::HeadHash)
+                } else {
+                    return Ok(done);
+                }
+            }
+            None if n == 0 => return Ok(done),
+            _ => (n.max(1), audit::Flaw::NoHead),
         };
-        if head_seq != n {
-            return Ok(Err(head_seq.min(n) + 1));
-        }
-        let last_hash = raw.last().map(|v| audit::entry_hash(v).to_vec());
-        if last_hash.as_deref() != Some(head_hash.as_slice()) {
-            return Ok(Err(n));
-        }
-        Ok(Ok(n))
+        // Count again only the entries before the bad one.
+        let before = usize::try_from(seq - 1).unwrap_or(usize::MAX);
+        Ok(verify(before).stop_at(seq, flaw))
     }
+
+    /// Appends events to the audit chain inside a transaction, each followed by a
+    /// checkpoint when it completes a run of [`audit::CHECKPOINT_EVERY`] entries and a
+    /// signer was given. The head record is read and written in the same transaction, so
+    /// concurrent appends serialise through sled's conflict detection and the chain never
+    /// forks.
+    fn append_audit(
+        &self,
+        log: &TransactionalTree,
+        events: &[Event],
+    ) -> std::result::Result<(), ConflictableTransactionError<StoreError>> {
+        if events.is_empty() {
+            return Ok(());
+        }
+        let (mut seq, mut prev) = audit_head(log)?;
+        let mut last_checkpoint = last_checkpoint(log)?;
+        let now = crate::now_ms();
+        for event in events {
+            seq += 1;
+            let entry = audit::Entry {
+                seq,
+                at_ms: now,
+                action: event.action.name().to_owned(),
+                peer: event.peer.clone(),
+                item_id: event.item_id.clone(),
+                detail: event.detail.clone(),
+                prev_hash: prev,
+                signature: Vec::new(),
+            };
+            prev = insert_entry(log, &entry)?;
+            if let Some(signer) = self.checkpoints.as_deref() {
+                if seq - last_checkpoint >= audit::CHECKPOINT_EVERY {
+                    seq += 1;
+                    prev = append_checkpoint(log, seq, prev, signer)?;
+                    last_checkpoint = seq;
+                }
+            }
+        }
+        write_head(log, seq, &prev)
+    }
+}
+
+type TxResult<T> = std::result::Result<T, ConflictableTransactionError<StoreError>>;
+
+/// The seq and hash of the newest audit entry (0 and zeros for an empty log).
+fn audit_head(log: &TransactionalTree) -> TxResult<(u64, Vec<u8>)> {
+    Ok(match log.get(b"h")? {
+        Some(head) if head.len() == 40 => (u64_be(&head[..8]), head[8..].to_vec()),
+        _ => (0, vec![0u8; 32]),
+    })
+}
+
+/// The seq of the newest checkpoint, 0 if none was written.
+fn last_checkpoint(log: &TransactionalTree) -> TxResult<u64> {
+    Ok(match log.get(b"c")? {
+        Some(c) if c.len() == 8 => u64_be(&c),
+        _ => 0,
+    })
+}
+
+/// Writes `entry` under its seq and returns its hash.
+fn insert_entry(log: &TransactionalTree, entry: &audit::Entry) -> TxResult<Vec<u8>> {
+    let encoded = entry.encode_to_vec();
+    let mut key = b"e".to_vec();
+    key.extend_from_slice(&entry.seq.to_be_bytes());
+    log.insert(key, encoded.as_slice())?;
+    Ok(audit::entry_hash(&encoded).to_vec())
+}
+
+/// Writes a checkpoint at `seq` over the entry whose hash is `prev`, and updates the
+/// head; returns the checkpoint's hash.
+fn append_checkpoint(
+    log: &TransactionalTree,
+    seq: u64,
+    prev: Vec<u8>,
+    signer: &dyn audit::Signer,
+) -> TxResult<Vec<u8>> {
+    let entry = audit::checkpoint(seq, crate::now_ms(), prev, signer);
+    let hash = insert_entry(log, &entry)?;
+    log.insert(b"c", seq.to_be_bytes().to_vec())?;
+    write_head(log, seq, &hash)?;
+    Ok(hash)
+}
+
+fn write_head(log: &TransactionalTree, seq: u64, hash: &[u8]) -> TxResult<()> {
+    let mut head = seq.to_be_bytes().to_vec();
+    head.extend_from_slice(hash);
+    log.insert(b"h", head)?;
+    Ok(())
 }
 
 /// Creates `dir` if needed and makes it accessible to its owner only (mode 0700 on
@@ -701,44 +830,6 @@ fn received_event(sender: &str, id: &[u8; 16], outcome: Received) -> Event {
         Received::Replay => (audit::Action::Refused, "replay: item id reused"),
     };
     Event::new(action, sender, &ulid_text(id), detail)
-}
-
-/// Appends events to the audit chain inside a transaction. The head record is read and
-/// written in the same transaction, so concurrent appends serialise through sled's
-/// conflict detection and the chain never forks.
-fn append_audit(
-    log: &TransactionalTree,
-    events: &[Event],
-) -> std::result::Result<(), ConflictableTransactionError<StoreError>> {
-    if events.is_empty() {
-        return Ok(());
-    }
-    let (mut seq, mut prev) = match log.get(b"h")? {
-        Some(head) if head.len() == 40 => (u64_be(&head[..8]), head[8..].to_vec()),
-        _ => (0, vec![0u8; 32]),
-    };
-    let now = crate::now_ms();
-    for event in events {
-        seq += 1;
-        let entry = audit::Entry {
-            seq,
-            at_ms: now,
-            action: event.action.name().to_owned(),
-            peer: event.peer.clone(),
-            item_id: event.item_id.clone(),
-            detail: event.detail.clone(),
-            prev_hash: prev,
-        };
-        let encoded = entry.encode_to_vec();
-        prev = audit::entry_hash(&encoded).to_vec();
-        let mut key = b"e".to_vec();
-        key.extend_from_slice(&seq.to_be_bytes());
-        log.insert(key, encoded)?;
-    }
-    let mut head = seq.to_be_bytes().to_vec();
-    head.extend_from_slice(&prev);
-    log.insert(b"h", head)?;
-    Ok(())
 }
 
 fn u64_be(bytes: &[u8]) -> u64 {
@@ -852,10 +943,36 @@ mod tests {
         }
     }
 
+    fn key() -> crate::identity::SigningKey {
+        crate::identity::SigningKey::from_seed(&[3; 32])
+    }
+
     fn open() -> (tempfile::TempDir, Store) {
         let dir = tempfile::tempdir().unwrap();
         let store = Store::open(dir.path(), DataKey::generate().unwrap()).unwrap();
-        (dir, store)
+        (dir, store.with_checkpoints(Arc::new(key())))
+    }
+
+    /// The number of intact entries, or the seq of the first bad one.
+    fn verified(store: &Store) -> std::result::Result<u64, u64> {
+        let done = store.verify_audit(&key().public()).unwrap();
+        match done.first_bad {
+            None => Ok(done.entries),
+            Some(bad) => Err(bad.seq),
+        }
+    }
+
+    fn first_flaw(store: &Store) -> Option<audit::Flaw> {
+        let done = store.verify_audit(&key().public()).unwrap();
+        done.first_bad.map(|bad| bad.flaw)
+    }
+
+    /// Records `n` refused connections, one event per call.
+    fn record_many(store: &Store, n: u64) {
+        for i in 0..n {
+            let event = Event::new(audit::Action::Refused, "10.0.0.9:5000", "", format!("{i}"));
+            store.record(&[event]).unwrap();
+        }
     }
 
     fn delivery(store: &Store, n: u8, partner: &str) -> DeliveryRecord {
@@ -882,7 +999,33 @@ mod tests {
         change(&db.open_tree("audit").unwrap());
         db.flush().unwrap();
         drop(db);
-        Store::open(dir, DataKey::generate().unwrap()).unwrap()
+        Store::open(dir, DataKey::generate().unwrap())
+            .unwrap()
+            .with_checkpoints(Arc::new(key()))
+    }
+
+    /// Rewrites the whole log as someone without the key would: every entry from `log`,
+    /// renumbered and linked again, and a head naming the newest.
+    fn rewrite(tree: &sled::Tree, log: Vec<audit::Entry>) {
+        tree.clear().unwrap();
+        let mut prev = vec![0u8; 32];
+        let mut seq = 0;
+        for mut entry in log {
+            seq += 1;
+            entry.seq = seq;
+            entry.prev_hash = prev;
+            let encoded = entry.encode_to_vec();
+            prev = audit::entry_hash(&encoded).to_vec();
+            tree.insert(audit_key(seq), encoded).unwrap();
+        }
+        tree.insert(b"h", [&seq.to_be_bytes()[..], &prev].concat())
+            .unwrap();
+    }
+
+    fn entries_of(tree: &sled::Tree) -> Vec<audit::Entry> {
+        tree.scan_prefix(b"e")
+            .map(|e| audit::Entry::decode(e.unwrap().1.as_ref()).unwrap())
+            .collect()
     }
 
     fn audit_key(seq: u64) -> Vec<u8> {
@@ -1112,7 +1255,7 @@ mod tests {
         let entries = store.audit_entries().unwrap();
         let seqs: Vec<u64> = entries.iter().map(|e| e.seq).collect();
         assert_eq!(seqs, (1..=8).collect::<Vec<_>>());
-        assert_eq!(store.verify_audit().unwrap(), Ok(8));
+        assert_eq!(verified(&store), Ok(8));
         let expected = [
             "submitted",
             "queued",
@@ -1130,7 +1273,7 @@ mod tests {
     fn an_empty_record_call_writes_nothing() {
         let (_dir, store) = open();
         store.record(&[]).unwrap();
-        assert_eq!(store.verify_audit().unwrap(), Ok(0));
+        assert_eq!(verified(&store), Ok(0));
     }
 
     #[tokio::test]
@@ -1143,7 +1286,7 @@ mod tests {
             log.insert(audit_key(3), entry.encode_to_vec()).unwrap();
         })
         .await;
-        assert_eq!(store.verify_audit().unwrap(), Err(4));
+        assert_eq!(verified(&store), Err(4));
     }
 
     #[tokio::test]
@@ -1153,7 +1296,7 @@ mod tests {
             log.remove(audit_key(5)).unwrap();
         })
         .await;
-        assert_eq!(store.verify_audit().unwrap(), Err(5));
+        assert_eq!(verified(&store), Err(5));
     }
 
     #[tokio::test]
@@ -1163,7 +1306,7 @@ mod tests {
             log.remove(audit_key(8)).unwrap();
         })
         .await;
-        assert_eq!(store.verify_audit().unwrap(), Err(8));
+        assert_eq!(verified(&store), Err(8));
     }
 
     #[tokio::test]
@@ -1176,7 +1319,7 @@ mod tests {
             log.insert(audit_key(8), entry.encode_to_vec()).unwrap();
         })
         .await;
-        assert_eq!(store.verify_audit().unwrap(), Err(8));
+        assert_eq!(verified(&store), Err(8));
     }
 
     #[tokio::test]
@@ -1193,7 +1336,128 @@ mod tests {
             .receive("DE-BAFA", &[incoming("DE-BAFA", 2, 9)])
             .unwrap();
         assert_eq!(again, [Received::Duplicate]);
-        assert_eq!(store.verify_audit().unwrap(), Ok(11));
+        assert_eq!(verified(&store), Ok(11));
+    }
+
+    #[test]
+    fn a_checkpoint_follows_every_run_of_entries() {
+        let (_dir, store) = open();
+        let every = audit::CHECKPOINT_EVERY;
+        record_many(&store, 2 * every + 3);
+        let entries = store.audit_entries().unwrap();
+        let checkpoints: Vec<u64> = entries
+            .iter()
+            .filter(|e| e.action == "checkpoint")
+            .map(|e| e.seq)
+            .collect();
+        assert_eq!(checkpoints, [every + 1, 2 * every + 2]);
+        let done = store.verify_audit(&key().public()).unwrap();
+        assert_eq!(done.first_bad, None);
+        assert_eq!((done.entries, done.checkpoints), (2 * every + 5, 2));
+        assert_eq!(done.uncovered(), 3);
+    }
+
+    #[test]
+    fn a_batch_longer_than_a_run_gets_its_checkpoints_inside_it() {
+        let (_dir, store) = open();
+        let events: Vec<Event> = (0..audit::CHECKPOINT_EVERY + 2)
+            .map(|i| Event::new(audit::Action::Query, "local", "", format!("{i}")))
+            .collect();
+        store.record(&events).unwrap();
+        assert_eq!(verified(&store), Ok(audit::CHECKPOINT_EVERY + 3));
+    }
+
+    #[test]
+    fn a_closing_checkpoint_covers_the_newest_entry_once() {
+        let (_dir, store) = busy_store();
+        assert_eq!(store.checkpoint().unwrap(), Some(9));
+        assert_eq!(store.checkpoint().unwrap(), None);
+        let last = store.audit_entries().unwrap().pop().unwrap();
+        assert_eq!(last.action, "checkpoint");
+        assert!(
+            last.detail.starts_with("entry 8 sha256 "),
+            "{}",
+            last.detail
+        );
+        let done = store.verify_audit(&key().public()).unwrap();
+        assert_eq!((done.checkpoints, done.last_checkpoint), (1, 9));
+    }
+
+    #[test]
+    fn a_store_without_a_signer_writes_no_checkpoint() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = Store::open(dir.path(), DataKey::generate().unwrap()).unwrap();
+        record_many(&store, audit::CHECKPOINT_EVERY + 1);
+        assert_eq!(store.checkpoint().unwrap(), None);
+        assert_eq!(verified(&store), Err(audit::CHECKPOINT_EVERY + 1));
+        assert_eq!(first_flaw(&store), Some(audit::Flaw::MissingCheckpoint));
+    }
+
+    #[tokio::test]
+    async fn reordered_audit_entries_are_reported_at_the_first_displaced_seq() {
+        let (dir, store) = busy_store();
+        let store = tamper(dir.path(), store, |log| {
+            let third = log.get(audit_key(3)).unwrap().unwrap();
+            let fourth = log.get(audit_key(4)).unwrap().unwrap();
+            log.insert(audit_key(3), fourth).unwrap();
+            log.insert(audit_key(4), third).unwrap();
+        })
+        .await;
+        assert_eq!(verified(&store), Err(3));
+        assert_eq!(
+            first_flaw(&store),
+            Some(audit::Flaw::OutOfPlace { found: 4 })
+        );
+    }
+
+    #[tokio::test]
+    async fn a_checkpoint_with_a_bad_signature_is_named_by_its_seq() {
+        let (dir, store) = open();
+        record_many(&store, audit::CHECKPOINT_EVERY + 4);
+        let store = tamper(dir.path(), store, |log| {
+            let mut entries = entries_of(log);
+            entries[audit::CHECKPOINT_EVERY as usize].signature[5] ^= 0x40;
+            rewrite(log, entries);
+        })
+        .await;
+        assert_eq!(verified(&store), Err(audit::CHECKPOINT_EVERY + 1));
+        assert_eq!(first_flaw(&store), Some(audit::Flaw::BadSignature));
+    }
+
+    #[tokio::test]
+    async fn a_log_rebuilt_consistently_without_the_key_is_detected() {
+        let (dir, store) = open();
+        record_many(&store, audit::CHECKPOINT_EVERY + 4);
+        // Drop one early entry and link the rest again: the chain and the head are
+        // consistent, but the checkpoint no longer names the entry before it.
+        let store = tamper(dir.path(), store, |log| {
+            let mut entries = entries_of(log);
+            entries.remove(2);
+            rewrite(log, entries);
+        })
+        .await;
+        assert_eq!(verified(&store), Err(audit::CHECKPOINT_EVERY));
+        assert_eq!(first_flaw(&store), Some(audit::Flaw::WrongHash));
+        // A log written from scratch with no checkpoints at all is refused too.
+        let store = tamper(dir.path(), store, |log| {
+            let mut entries = entries_of(log);
+            entries.retain(|e| e.action != "checkpoint");
+            rewrite(log, entries);
+        })
+        .await;
+        assert_eq!(verified(&store), Err(audit::CHECKPOINT_EVERY + 1));
+        assert_eq!(first_flaw(&store), Some(audit::Flaw::MissingCheckpoint));
+    }
+
+    #[test]
+    fn the_newest_audit_entries_come_first() {
+        let (_dir, store) = busy_store();
+        let seqs: Vec<u64> = store
+            .audit_newest()
+            .take(3)
+            .map(|e| e.unwrap().seq)
+            .collect();
+        assert_eq!(seqs, [8, 7, 6]);
     }
 
     #[test]

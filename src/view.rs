@@ -286,6 +286,11 @@ pub fn time_text(ms: i64) -> String {
     )
 }
 
+/// A millisecond timestamp as RFC 3339 in UTC, to the second (`2026-12-04T10:00:00Z`).
+pub fn time_rfc3339(ms: i64) -> String {
+    format!("{}Z", time_text(ms).replacen(' ', "T", 1))
+}
+
 /// Gregorian date from days since 1970-01-01 (H. Hinnant's civil_from_days algorithm).
 fn civil_from_days(z: i64) -> (i64, i64, i64) {
     let z = z + 719_468;
@@ -313,5 +318,6 @@ mod tests {
     fn timestamps_render_in_utc() {
         assert_eq!(time_text(0), "1970-01-01 00:00:00");
         assert_eq!(time_text(1_796_300_000_000), "2026-12-03 12:13:20");
+        assert_eq!(time_rfc3339(1_796_300_000_000), "2026-12-03T12:13:20Z");
     }
 }

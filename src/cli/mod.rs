@@ -3,6 +3,7 @@
 //! Commands that act on a node reach a running node through its control socket and,
 //! when none is running, open its store themselves (see `entente::control`).
 
+pub(crate) mod audit;
 mod policy;
 mod report;
 mod screen;
@@ -10,9 +11,9 @@ pub(crate) mod watchlist;
 
 use std::path::Path;
 
-use entente::{config::Config, identity, node, store};
+use entente::{config::Config, identity, node};
 
-use crate::{AuditCommand, CertsCommand, Command, InitArgs, PolicyCommand, ReportCommand};
+use crate::{CertsCommand, Command, InitArgs, PolicyCommand, ReportCommand};
 
 pub(crate) type CliResult = Result<(), Box<dyn std::error::Error>>;
 
@@ -43,7 +44,7 @@ pub(crate) async fn run(command: Command) -> CliResult {
         Command::Policy(PolicyCommand::Reload { config }) => policy::reload(&config).await,
         Command::Screen(args) => screen::run(args).await,
         Command::Watchlist(command) => watchlist::run(command).await,
-        Command::Audit(AuditCommand::Verify { config }) => audit_verify(&config),
+        Command::Audit(command) => audit::run(command).await,
         Command::Certs(CertsCommand::Example { dir }) => {
             entente::setup::write_example(&dir)?;
             println!(
@@ -120,28 +121,5 @@ fn reload_on_signal(shared: &node::Shared) {
         for w in warnings {
             tracing::warn!(warning = %w, "sharing policy");
         }
-    }
-}
-
-fn audit_verify(config: &Path) -> CliResult {
-    let config = Config::load(config)?;
-    let store = store::Store::open_with_key_file(&config.data_dir, &config.data_key).map_err(
-        |e| match e {
-            store::StoreError::Locked { dir } => format!(
-                "data directory {dir} is in use: stop `entente serve` for this node before \
-             verifying its audit log (verification reads the store directly)"
-            ),
-            other => other.to_string(),
-        },
-    )?;
-    match store.verify_audit()? {
-        Ok(n) => {
-            println!("audit log intact: {n} entries");
-            Ok(())
-        }
-        Err(seq) => Err(format!(
-            "audit log broken at entry {seq}: an entry was changed, removed or reordered"
-        )
-        .into()),
     }
 }

@@ -2,7 +2,7 @@
 
 use std::path::Path;
 
-use entente::{config::Config, control, node, pb, report, store, view};
+use entente::{config::Config, control, node, pb, report, view};
 
 use super::CliResult;
 
@@ -36,7 +36,7 @@ pub(crate) async fn list(config: &Path, limit: u32, json: bool) -> CliResult {
             client.list_items(request).await?.into_inner().items
         }
         None => {
-            let store = store::Store::open_with_key_file(&config.data_dir, &config.data_key)?;
+            let store = control::open_store(&config)?;
             control::record_query(&store, "list", &format!("limit {limit}"));
             control::list_items(&store, limit as usize)?
         }
@@ -60,7 +60,7 @@ pub(crate) async fn show(config: &Path, id: &str, json: bool) -> CliResult {
             client.get_item(request).await?.into_inner()
         }
         None => {
-            let store = store::Store::open_with_key_file(&config.data_dir, &config.data_key)?;
+            let store = control::open_store(&config)?;
             control::record_query(&store, "show", id);
             control::get_item(&store, id)?
         }

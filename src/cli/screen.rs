@@ -1,6 +1,6 @@
 //! `entente screen`.
 
-use entente::{config::Config, control, node, pb, screen, store, view};
+use entente::{config::Config, control, node, pb, screen, view};
 
 use super::CliResult;
 use crate::ScreenArgs;
@@ -27,7 +27,7 @@ pub(crate) async fn run(args: ScreenArgs) -> CliResult {
             .map_err(|status| status.message().to_owned())?
             .into_inner(),
         None => {
-            let store = store::Store::open_with_key_file(&config.data_dir, &config.data_key)?;
+            let store = control::open_store(&config)?;
             let (index, _) = node::build_index(&store)?;
             control::screen(&store, &request, index.len(), |q| index.search(q))?
         }

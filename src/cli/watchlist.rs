@@ -5,7 +5,7 @@ use std::{fmt::Write as _, path::Path, path::PathBuf};
 use clap::Subcommand;
 use entente::{
     config::Config,
-    control, node, pb, store, view,
+    control, node, pb, view,
     watchlist::{self, Format},
 };
 use serde_json::json;
@@ -168,7 +168,7 @@ async fn list(config: &Path, json: bool) -> CliResult {
         }
         None => {
             let (policy, _) = node::load_policy(&config)?;
-            let store = store::Store::open_with_key_file(&config.data_dir, &config.data_key)?;
+            let store = control::open_store(&config)?;
             control::record_query(&store, "watchlist list", "");
             control::list_watchlists(&store, &config, &policy)?
         }
@@ -194,7 +194,7 @@ async fn show(config: &Path, list: &str, entry: Option<&str>, limit: u32, json: 
         Some(mut client) => client.show_watchlist(request).await?.into_inner(),
         None => {
             let (policy, _) = node::load_policy(&config)?;
-            let store = store::Store::open_with_key_file(&config.data_dir, &config.data_key)?;
+            let store = control::open_store(&config)?;
             let what = format!("{list} {}", entry.unwrap_or_default());
             control::record_query(&store, "watchlist show", what.trim_end());
             control::show_watchlist(&store, &config, &policy, &request)?

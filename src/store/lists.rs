@@ -15,8 +15,8 @@ use sled::{
 };
 
 use super::{
-    DeliveryRecord, Result, Sealed, StoreError, Withheld, append_audit, decode, delivery_key,
-    outbox_key, seen_key, sled_err, tx_err, ulid_text,
+    DeliveryRecord, Result, Sealed, StoreError, Withheld, decode, delivery_key, outbox_key,
+    seen_key, sled_err, tx_err, ulid_text,
 };
 use crate::{
     audit::{self, Event},
@@ -359,7 +359,7 @@ impl super::Store {
                     for (k, v) in &records {
                         deliveries.insert(k.as_slice(), v.as_slice())?;
                     }
-                    append_audit(log, &events)?;
+                    self.append_audit(log, &events)?;
                     Ok(ApplyOutcome::Applied)
                 },
             )
@@ -434,7 +434,7 @@ impl super::Store {
                     staged.remove(key.as_slice())?;
                 }
                 mark_seen(seen_tree, seen)?;
-                append_audit(log, events)?;
+                self.append_audit(log, events)?;
                 Ok(ApplyOutcome::Applied)
             })
             .or_else(|e| match e {
@@ -489,7 +489,7 @@ impl super::Store {
             .transaction(|(staged, seen_tree, log)| {
                 staged.insert(key.as_slice(), value.as_slice())?;
                 mark_seen(seen_tree, seen)?;
-                append_audit(log, events)?;
+                self.append_audit(log, events)?;
                 Ok(())
             })
             .map_err(tx_err("stage list delta"))
@@ -546,7 +546,7 @@ impl super::Store {
         (&self.seen, &self.audit)
             .transaction(|(seen_tree, log)| {
                 mark_seen(seen_tree, seen)?;
-                append_audit(log, events)?;
+                self.append_audit(log, events)?;
                 Ok(())
             })
             .map_err(tx_err("acknowledge list delta"))
@@ -586,7 +586,7 @@ impl super::Store {
                 meta.state = state.to_owned();
                 meta.detail = detail.to_owned();
                 lists.insert(list.as_bytes(), meta.encode_to_vec())?;
-                append_audit(log, events)?;
+                self.append_audit(log, events)?;
                 Ok(())
             })
             .map_err(tx_err("set list state"))
