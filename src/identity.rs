@@ -587,6 +587,70 @@ mod tests {
     use super::*;
 
     #[test]
+    fn a_value_sealed_at_rest_opens_only_with_its_key_tree_and_record() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("data.key");
+        let key = DataKey::create(&path).unwrap();
+        let sealed = key.seal("items", b"record-1", b"report content").unwrap();
+        assert!(!sealed.windows(6).any(|w| w == b"report"));
+        let loaded = DataKey::load(&path).unwrap();
+        assert_eq!(
+            &loaded.open("items", b"record-1", &sealed).unwrap()[..],
+            b"report content"
+        );
+        assert!(
+            loaded.open("items", b"record-2", &sealed).is_none(),
+            "another record"
+        );
+        assert!(
+            loaded.open("screening", b"record-1", &sealed).is_none(),
+            "another tree"
+        );
+        let other = DataKey::generate().unwrap();
+        assert!(
+            other.open("items", b"record-1", &sealed).is_none(),
+            "another key"
+        );
+        let mut changed = sealed.clone();
+        let last = changed.len() - 1;
+        changed[last] ^= 1;
+        assert!(
+            loaded.open("items", b"record-1", &changed).is_none(),
+            "changed"
+        );
+        assert!(
+            loaded.open("items", b"record-1", &sealed[..20]).is_none(),
+            "cut short"
+        );
+        let again = key.seal("items", b"record-1", b"report content").unwrap();
+        assert_ne!(sealed, again, "a fresh nonce each time");
+        assert_eq!(format!("{key:?}"), "DataKey(hidden)");
+    }
+
+    #[test]
+    fn a_bad_data_key_file_is_named_with_the_reason() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("data.key");
+        for (text, reason) in [
+            ("not pem".to_owned(), "not a PEM file"),
+            (
+                pem::encode(&pem::Pem::new("PRIVATE KEY", vec![0u8; 32])),
+                "expected a \"ENTENTE DATA KEY\" PEM block",
+            ),
+            (
+                pem::encode(&pem::Pem::new("ENTENTE DATA KEY", vec![0u8; 16])),
+                "a data key is 32 bytes, found 16",
+            ),
+        ] {
+            std::fs::write(&path, text).unwrap();
+            let err = DataKey::load(&path).unwrap_err().to_string();
+            assert!(err.contains("data.key") && err.contains(reason), "{err}");
+        }
+        let missing = DataKey::load(&dir.path().join("none.key")).unwrap_err();
+        assert!(missing.to_string().contains("none.key"), "{missing}");
+    }
+
+    #[test]
     fn keys_survive_a_round_trip_through_pem_files() {
         let dir = tempfile::tempdir().unwrap();
         let signing = SigningKey::generate().unwrap();

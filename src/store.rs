@@ -4,17 +4,21 @@
 //!
 //! | tree | key | value |
 //! | --- | --- | --- |
-//! | `items` | item id (16) ‖ sender agency | [`StoredItem`] |
+//! | `items` | item id (16) ‖ sender agency | [`StoredItem`], sealed with the data key |
 //! | `outbox` | partner ‖ 0x00 ‖ item id (16) | encoded `pb::Envelope`, sealed for that partner |
 //! | `deliveries` | item id (16) ‖ partner | [`DeliveryRecord`] |
 //! | `seen` | sender ‖ 0x00 ‖ item id (16) | envelope digest (32) |
 //! | `audit` | `h` → head (seq ‖ hash); `c` → seq of the last checkpoint (8, BE); `e` ‖ seq (8, BE) → [`audit::Entry`] | |
-//! | `screening` | item id (16) ‖ sender agency (the item's key) | encoded `pb::ReportScreening`: the watchlist hits of a report's subjects |
+//! | `screening` | item id (16) ‖ sender agency (the item's key) | encoded `pb::ReportScreening`: the watchlist hits of a report's subjects, sealed with the data key |
 //! | `lists` | list name | [`ListMeta`] |
 //! | `list_entries` | list ‖ 0x00 ‖ entry id | encoded `pb::WatchlistEntry` (canonical) |
 //! | `list_deltas` | list ‖ 0x00 ‖ version (8, BE) | encoded `pb::WatchlistDelta`, whole (owner) |
 //! | `list_staged` | list ‖ 0x00 ‖ from (8, BE) ‖ to (8, BE) ‖ part (4, BE) | a received part or an out-of-order delta, waiting |
 //! | `list_sent` | list ‖ 0x00 ‖ partner ‖ 0x00 ‖ version (8, BE) | item ids (16 each) of the envelopes queued for it (owner) |
+//!
+//! Values "sealed with the data key" are [`DataKey::seal`]ed, bound to their tree and key:
+//! they hold report content, which a copy of the data directory must not reveal. The other
+//! trees hold no report content.
 //!
 //! Every change that belongs together is one sled transaction that also appends its audit
 //! entries, so a crash leaves either all of it or none. Callers that promise durability
