@@ -96,6 +96,8 @@ pub struct Config {
     pub policy: PathBuf,
     /// Largest gRPC message accepted from a peer, in bytes.
     pub max_message_bytes: usize,
+    /// Where `entente serve` serves Prometheus metrics (`GET /metrics`), if anywhere.
+    pub metrics_listen: Option<SocketAddr>,
     /// Ed25519 private key file.
     pub signing_key: PathBuf,
     /// X25519 private key file.
@@ -293,6 +295,7 @@ struct RawNode {
     listen: Spanned<String>,
     policy: String,
     max_message_bytes: Option<Spanned<i64>>,
+    metrics_listen: Option<Spanned<String>>,
 }
 
 #[derive(Deserialize)]
@@ -346,6 +349,20 @@ impl Validator<'_> {
                 "an address such as \"127.0.0.1:7401\"",
             )
         })?;
+        let metrics_listen = raw
+            .node
+            .metrics_listen
+            .as_ref()
+            .map(|at| {
+                at.get_ref().parse().map_err(|_| {
+                    self.invalid(
+                        at,
+                        "node.metrics_listen",
+                        "an address such as \"127.0.0.1:9464\"",
+                    )
+                })
+            })
+            .transpose()?;
         let max_message_bytes = self.ranged(
             raw.node.max_message_bytes.as_ref(),
             "node.max_message_bytes",
@@ -425,6 +442,7 @@ impl Validator<'_> {
             listen,
             policy: self.path(&raw.node.policy),
             max_message_bytes,
+            metrics_listen,
             signing_key: self.path(&raw.keys.signing),
             encryption_key: self.path(&raw.keys.encryption),
             data_key: self.path(raw.keys.data.as_deref().unwrap_or(DEFAULT_DATA_KEY)),

@@ -69,12 +69,15 @@ pub async fn serve(
     mut stopped: watch::Receiver<bool>,
 ) {
     let path = socket_path(&shared.config.data_dir);
+    let (health, reflection) = crate::node::health_and_reflection("entente.v1.Control").await;
     let result = tonic::transport::Server::builder()
         .add_service(
             ControlServer::new(ControlService { shared })
                 .max_decoding_message_size(MAX_CONTROL_MESSAGE)
                 .max_encoding_message_size(MAX_CONTROL_MESSAGE),
         )
+        .add_service(health)
+        .add_optional_service(reflection)
         .serve_with_incoming_shutdown(UnixListenerStream::new(listener), async move {
             let _ = stopped.changed().await;
         })
@@ -235,6 +238,7 @@ pub fn submit_response(s: crate::node::Submitted) -> pb::SubmitReportResponse {
 /// Records a query in the audit log. Whoever reaches the control socket or the store
 /// is the operating-system user that runs the node, so the entry names the local host.
 pub fn record_query(store: &store::Store, what: &str, detail: &str) {
+    metrics::counter!(crate::metrics::QUERIES, "kind" => what.to_owned()).increment(1);
     let event = crate::audit::Event::new(
         crate::audit::Action::Query,
         "local",

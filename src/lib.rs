@@ -16,6 +16,7 @@
 //! - [`screen`]: the in-memory screening index: names matched against every watchlist held.
 //! - [`watchlist`]: watchlist names, importers for published list formats, digests, deltas.
 //! - [`audit`]: the append-only, hash-chained audit log.
+//! - [`metrics`]: the Prometheus metrics the node records, and their endpoint.
 //! - [`store`]: the sled trees (items, outbox, deliveries, seen ids, audit).
 //! - [`exchange`]: the peer gRPC service and the per-partner delivery tasks.
 //! - [`node`]: a running node: listeners, delivery tasks and the control socket.
@@ -35,6 +36,7 @@ pub mod demo;
 pub mod envelope;
 pub mod exchange;
 pub mod identity;
+pub mod metrics;
 pub mod node;
 pub mod policy;
 pub mod report;

@@ -280,6 +280,7 @@ impl Shared {
         }
         let done = off_the_reactor(|| self.store_all(reports))?;
         self.store.flush().await?;
+        metrics::counter!(crate::metrics::SUBMITTED).increment(done.len() as u64);
         for submitted in &done {
             self.announce(submitted);
         }
@@ -517,6 +518,8 @@ impl Shared {
             if d.state == "queued" {
                 let redacted = d.redactions.join(",");
                 info!(partner = %d.partner, item_id = %id, kind, rule = %d.rule, redacted = %redacted, "shared: sealed and queued");
+                metrics::counter!(crate::metrics::QUEUED, "partner" => d.partner.clone())
+                    .increment(1);
                 if let Some(n) = self.notifiers.get(&d.partner) {
                     n.notify_one();
                 }
@@ -720,6 +723,7 @@ impl Node {
             stopped.clone(),
         ));
         tasks.spawn(exchange::run_pulls(shared.clone(), stopped.clone()));
+        tasks.spawn(refresh_gauges(shared.clone(), stopped.clone()));
         for partner in shared.config.partners.clone() {
             tasks.spawn(exchange::run_delivery(
                 shared.clone(),
@@ -757,6 +761,55 @@ impl Node {
         let _ = self.shared.store.flush().await;
         info!(agency = %self.shared.config.agency, "node stopped");
     }
+}
+
+/// Keeps the gauges read from the store (outbox depths, list versions) current until
+/// `stopped` turns true.
+async fn refresh_gauges(shared: Arc<Shared>, mut stopped: watch::Receiver<bool>) {
+    let partners: Vec<String> = shared
+        .config
+        .partners
+        .iter()
+        .map(|p| p.agency.clone())
+        .collect();
+    loop {
+        let (store, names) = (shared.store.clone(), partners.clone());
+        let _ = tokio::task::spawn_blocking(move || crate::metrics::refresh_gauges(&store, &names))
+            .await;
+        tokio::select! {
+            _ = tokio::time::sleep(crate::metrics::GAUGE_INTERVAL) => {}
+            _ = stopped.changed() => return,
+        }
+    }
+}
+
+/// The standard gRPC health service, reporting `service` and the node as a whole as
+/// serving, and server reflection over the `entente.v1` schema and the health service,
+/// so that `grpc_health_probe` and `grpcurl` work on a listener.
+pub(crate) async fn health_and_reflection(
+    service: &str,
+) -> (
+    tonic_health::pb::health_server::HealthServer<impl tonic_health::pb::health_server::Health>,
+    Option<
+        tonic_reflection::pb::v1::server_reflection_server::ServerReflectionServer<
+            impl tonic_reflection::pb::v1::server_reflection_server::ServerReflection,
+        >,
+    >,
+) {
+    let (reporter, health) = tonic_health::server::health_reporter();
+    reporter
+        .set_service_status(service, tonic_health::ServingStatus::Serving)
+        .await;
+    reporter
+        .set_service_status("", tonic_health::ServingStatus::Serving)
+        .await;
+    let reflection = tonic_reflection::server::Builder::configure()
+        .register_encoded_file_descriptor_set(pb::FILE_DESCRIPTOR_SET)
+        .register_encoded_file_descriptor_set(tonic_health::pb::FILE_DESCRIPTOR_SET)
+        .build_v1()
+        .map_err(|e| tracing::error!(error = %e, "server reflection unavailable"))
+        .ok();
+    (health, reflection)
 }
 
 /// Accepts TCP connections, completes the TLS handshake (refusals are logged with the
@@ -801,8 +854,11 @@ async fn serve_peers(
     ))
     .max_decoding_message_size(limit)
     .max_encoding_message_size(limit);
+    let (health, reflection) = health_and_reflection("entente.v1.PeerExchange").await;
     let server = tonic::transport::Server::builder()
         .add_service(service)
+        .add_service(health)
+        .add_optional_service(reflection)
         .serve_with_incoming_shutdown(
             tokio_stream::wrappers::ReceiverStream::new(conn_rx),
             async move {
@@ -817,6 +873,8 @@ async fn serve_peers(
 
 fn refuse_handshake(shared: &Shared, peer: &str, reason: &str) {
     warn!(peer, reason, "refused TLS handshake");
+    metrics::counter!(crate::metrics::CONNECTIONS_REFUSED, "reason" => "TLS handshake")
+        .increment(1);
     shared.record(Event::new(
         Action::Refused,
         peer,

@@ -591,6 +591,11 @@ impl Store {
         Ok(out)
     }
 
+    /// Number of envelopes waiting in `partner`'s outbox.
+    pub fn outbox_len(&self, partner: &str) -> usize {
+        self.outbox.scan_prefix(outbox_prefix(partner)).count()
+    }
+
     /// Number of items held.
     pub fn item_count(&self) -> usize {
         self.items.len()

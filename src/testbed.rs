@@ -125,6 +125,7 @@ fn member_config(dir: &Path, agency: &str, listen: std::net::SocketAddr) -> Conf
         listen,
         policy: d.join("policy.toml"),
         max_message_bytes: DEFAULT_MAX_MESSAGE_BYTES,
+        metrics_listen: None,
         signing_key: d.join("signing.pem"),
         encryption_key: d.join("encryption.pem"),
         data_key: d.join("data.key"),

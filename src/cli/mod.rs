@@ -84,6 +84,11 @@ async fn serve(config: &Path) -> CliResult {
     ] {
         identity::check_private_file(key)?;
     }
+    if let Some(addr) = config.metrics_listen {
+        entente::metrics::serve(addr)
+            .map_err(|e| format!("cannot serve metrics on {addr} (node.metrics_listen): {e}"))?;
+        tracing::info!(%addr, "serving Prometheus metrics at /metrics");
+    }
     let node = node::Node::start(config).await?;
     println!(
         "serving on {}; SIGHUP reloads the policy; stop with Ctrl-C or SIGTERM",

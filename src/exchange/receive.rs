@@ -54,6 +54,8 @@ impl PeerService {
     ) -> Result<OwnedSemaphorePermit, Status> {
         self.limits.open_stream(&partner.agency).map_err(|reason| {
             warn!(partner = %partner.agency, peer, reason, "refused stream");
+            metrics::counter!(crate::metrics::CONNECTIONS_REFUSED, "reason" => "stream limit")
+                .increment(1);
             self.shared.record(Event::new(
                 Action::Refused,
                 &partner.agency,
@@ -96,6 +98,8 @@ impl PeerService {
 
     fn refuse_peer(&self, peer: &str, agency: &str, reason: &str) -> Status {
         warn!(peer, agency, reason, "refused peer connection");
+        metrics::counter!(crate::metrics::CONNECTIONS_REFUSED, "reason" => "not a registered partner")
+            .increment(1);
         let who = if agency.is_empty() {
             peer.to_owned()
         } else {
@@ -328,6 +332,9 @@ async fn store_batch(
         .await
         .map_err(|e| unavailable(partner, &e))?;
     let mut entries = Vec::new();
+    let stored = outcomes.iter().filter(|o| **o == Received::Stored).count();
+    metrics::counter!(crate::metrics::RECEIVED, "partner" => partner.agency.clone())
+        .increment(stored as u64);
     for (item, outcome) in checked.iter().zip(outcomes) {
         let id = store::ulid_text(&store::id16(&item.item.item_id));
         match outcome {
@@ -340,6 +347,7 @@ async fn store_batch(
             }
             Received::Replay => {
                 warn!(partner = %partner.agency, peer, item_id = %id, "refused replayed item id");
+                count_refusal(&partner.agency, pb::RefusalReason::Replay);
                 refusals.push(refusal(
                     &item.item.item_id,
                     pb::RefusalReason::Replay,
@@ -356,6 +364,11 @@ async fn store_batch(
         receipt,
         refusals,
     })
+}
+
+fn count_refusal(partner: &str, reason: pb::RefusalReason) {
+    metrics::counter!(crate::metrics::REFUSED, "partner" => partner.to_owned(), "reason" => reason.as_str_name())
+        .increment(1);
 }
 
 fn unavailable(partner: &PartnerConfig, e: &store::StoreError) -> Status {
@@ -381,6 +394,7 @@ fn open_all(
             Err((reason, detail)) => {
                 let id = store::ulid_text(&store::id16(&env.item_id));
                 warn!(partner = %partner.agency, peer, item_id = %id, reason = reason.as_str_name(), detail = %detail, "refused envelope");
+                count_refusal(&partner.agency, reason);
                 events.push(Event::new(
                     Action::Refused,
                     &partner.agency,

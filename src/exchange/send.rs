@@ -154,6 +154,7 @@ fn jitter(d: Duration) -> Duration {
 struct InFlight {
     sequence: u64,
     expected: Vec<([u8; 16], [u8; 32])>,
+    sent_at: Instant,
 }
 
 /// Opens one stream and delivers until the outbox is empty and the stream idles out.
@@ -190,6 +191,7 @@ async fn stream_outbox(
             sequence += 1;
             in_flight.push_back(InFlight {
                 sequence,
+                sent_at: Instant::now(),
                 expected: batch
                     .iter()
                     .map(|q| (q.item_id, envelope::envelope_digest(&q.envelope)))
@@ -324,6 +326,8 @@ fn settle(
             continue;
         }
         warn!(partner = %partner.agency, item_id = %store::ulid_text(&id), reason = reason.as_str_name(), detail = %refusal.detail, "partner refused item");
+        metrics::counter!(crate::metrics::REFUSED_BY_PARTNER, "partner" => partner.agency.clone(), "reason" => reason.as_str_name())
+            .increment(1);
         shared.store.mark_refused(
             &partner.agency,
             id,
@@ -336,6 +340,10 @@ fn settle(
             .store
             .mark_delivered(&partner.agency, &confirmed, &receipt_note)?;
         info!(partner = %partner.agency, items = confirmed.len(), "delivered");
+        metrics::counter!(crate::metrics::DELIVERED, "partner" => partner.agency.clone())
+            .increment(confirmed.len() as u64);
+        metrics::histogram!(crate::metrics::DELIVERY_SECONDS, "partner" => partner.agency.clone())
+            .record(batch.sent_at.elapsed().as_secs_f64());
         shared.publish(DeliveryEvent {
             partner: partner.agency.clone(),
             item_ids: confirmed.clone(),

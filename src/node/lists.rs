@@ -298,6 +298,8 @@ impl Shared {
         for d in &published.decisions {
             if d.state == "queued" {
                 info!(partner = %d.partner, list = %published.list, version = published.version, rule = %d.rule, "watchlist delta sealed and queued");
+                metrics::counter!(crate::metrics::QUEUED, "partner" => d.partner.clone())
+                    .increment(1);
                 self.notifier(&d.partner).notify_one();
             } else {
                 info!(partner = %d.partner, list = %published.list, version = published.version, rule = %d.rule, reason = %d.detail, "watchlist delta withheld by policy");
