@@ -110,6 +110,8 @@ pub struct Config {
     pub tls_key: PathBuf,
     /// CA certificates (PEM) trusted for partner certificates.
     pub tls_ca: PathBuf,
+    /// Certificate revocation lists (PEM) whose certificates are refused, if any.
+    pub tls_crl: Option<PathBuf>,
     /// Delivery tuning.
     pub delivery: Delivery,
     /// Screening of stored reports against the watchlists held.
@@ -312,6 +314,7 @@ struct RawTls {
     cert: String,
     key: String,
     ca: String,
+    crl: Option<String>,
 }
 
 #[derive(Deserialize, Default)]
@@ -449,6 +452,7 @@ impl Validator<'_> {
             tls_cert: self.path(&raw.tls.cert),
             tls_key: self.path(&raw.tls.key),
             tls_ca: self.path(&raw.tls.ca),
+            tls_crl: raw.tls.crl.as_deref().map(|p| self.path(p)),
             delivery,
             screening,
             limits,

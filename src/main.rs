@@ -201,6 +201,30 @@ pub(crate) enum CertsCommand {
         /// Directory to write into.
         dir: PathBuf,
     },
+    /// Write a certificate revocation list, signed by the federation CA, that revokes the
+    /// given node certificates. Put it in each node's `[tls] crl` (and reload by restarting):
+    /// a revoked certificate is then refused at the TLS handshake, whichever side shows it.
+    ///
+    /// Example: entente certs revoke --ca-cert ca.crt --ca-key ca.key --out crl.pem --number 2 old-node.crt
+    Revoke {
+        /// The CA certificate (PEM).
+        #[arg(long)]
+        ca_cert: PathBuf,
+        /// The CA private key (PEM).
+        #[arg(long)]
+        ca_key: PathBuf,
+        /// Where to write the list (PEM); an existing file is replaced.
+        #[arg(long)]
+        out: PathBuf,
+        /// The list's number: larger than that of any list this CA issued before.
+        #[arg(long, default_value_t = 1)]
+        number: u64,
+        /// Days until the list's next update is due (1 to 3650).
+        #[arg(long, default_value_t = 30, value_parser = clap::value_parser!(u32).range(1..=3650))]
+        days: u32,
+        /// The certificates to revoke (PEM files issued by this CA). None: an empty list.
+        certs: Vec<PathBuf>,
+    },
 }
 
 fn main() -> ExitCode {

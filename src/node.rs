@@ -169,7 +169,10 @@ impl Shared {
             signing: SigningKey::load(&config.signing_key)?,
             encryption: EncryptionKey::load(&config.encryption_key)?,
         };
-        let tls = TlsMaterial::load(&config.tls_cert, &config.tls_key, &config.tls_ca)?;
+        let mut tls = TlsMaterial::load(&config.tls_cert, &config.tls_key, &config.tls_ca)?;
+        if let Some(crl) = &config.tls_crl {
+            tls = tls.with_crls(tls::load_crls(crl)?);
+        }
         let found = tls.agency()?;
         if found != config.agency {
             return Err(NodeError::CertificateAgency {

@@ -70,6 +70,14 @@ pub enum SetupError {
     /// A directory for the example federation is not empty.
     #[error("{0} is not empty; example material is written only into a new or empty directory")]
     NotEmpty(PathBuf),
+    /// A certificate to revoke cannot be read.
+    #[error("certificate {path}: {reason}")]
+    BadCert {
+        /// The file.
+        path: PathBuf,
+        /// What was wrong.
+        reason: String,
+    },
     /// A CA certificate or key file cannot be used.
     #[error("CA file {path}: {reason}")]
     BadCa {
@@ -106,6 +114,48 @@ impl Ca {
             issuer: Issuer::new(params, key),
             cert_pem: cert.pem(),
         })
+    }
+
+    /// A certificate revocation list signed by this CA, number `crl_number`, valid for
+    /// `days` days from now, that revokes the certificates in `revoked` (PEM texts of
+    /// certificates this CA issued; `name` says where each came from, for errors). A node
+    /// whose `[tls] crl` holds it refuses those certificates at the handshake.
+    pub fn revocation_list(
+        &self,
+        revoked: &[(String, String)],
+        crl_number: u64,
+        days: u32,
+    ) -> Result<String, SetupError> {
+        let now = SystemTime::now();
+        let mut revoked_certs = Vec::new();
+        for (name, pem_text) in revoked {
+            let bad = |reason: String| SetupError::BadCert {
+                path: PathBuf::from(name),
+                reason,
+            };
+            let der = pem_certificate(pem_text).map_err(bad)?;
+            let (_, cert) = x509_parser::parse_x509_certificate(&der)
+                .map_err(|e| bad(format!("not an X.509 certificate ({e})")))?;
+            revoked_certs.push(rcgen::RevokedCertParams {
+                serial_number: rcgen::SerialNumber::from_slice(cert.tbs_certificate.raw_serial()),
+                revocation_time: now.into(),
+                reason_code: None,
+                invalidity_date: None,
+            });
+        }
+        let params = rcgen::CertificateRevocationListParams {
+            this_update: now.into(),
+            next_update: (now + DAY * days).into(),
+            crl_number: rcgen::SerialNumber::from(crl_number),
+            issuing_distribution_point: None,
+            revoked_certs,
+            key_identifier_method: KeyIdMethod::Sha256,
+        };
+        let crl = params
+            .signed_by(&self.issuer)
+            .map_err(generate_error("certificate revocation list"))?;
+        crl.pem()
+            .map_err(generate_error("certificate revocation list"))
     }
 
     /// The CA certificate, PEM.

@@ -132,6 +132,7 @@ fn member_config(dir: &Path, agency: &str, listen: std::net::SocketAddr) -> Conf
         tls_cert: d.join("node.crt"),
         tls_key: d.join("node.key"),
         tls_ca: d.join("ca.crt"),
+        tls_crl: None,
         delivery: Delivery {
             batch_size: 128,
             max_backoff_ms: 2_000,

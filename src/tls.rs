@@ -32,7 +32,10 @@ use rustls::{
         danger::{HandshakeSignatureValid, ServerCertVerified, ServerCertVerifier},
     },
     crypto::CryptoProvider,
-    pki_types::{CertificateDer, PrivateKeyDer, ServerName, UnixTime, pem::PemObject},
+    pki_types::{
+        CertificateDer, CertificateRevocationListDer, PrivateKeyDer, ServerName, UnixTime,
+        pem::PemObject,
+    },
     server::WebPkiClientVerifier,
 };
 use x509_parser::extensions::GeneralName;
@@ -171,6 +174,9 @@ pub struct TlsMaterial {
     pub key: PrivateKeyDer<'static>,
     /// CA certificates trusted for partner certificates.
     pub ca: Vec<CertificateDer<'static>>,
+    /// Certificate revocation lists: a certificate listed in one is refused at the
+    /// handshake, on both sides.
+    pub crls: Vec<CertificateRevocationListDer<'static>>,
 }
 
 impl TlsMaterial {
@@ -183,7 +189,14 @@ impl TlsMaterial {
             certs: read_certs("certificate", cert)?,
             key: read_key(key)?,
             ca: load_certs(ca)?,
+            crls: Vec::new(),
         })
+    }
+
+    /// The same material, also refusing certificates listed in `crls`.
+    pub fn with_crls(mut self, crls: Vec<CertificateRevocationListDer<'static>>) -> Self {
+        self.crls = crls;
+        self
     }
 
     /// The agency id named in this node's own (leaf) certificate.
@@ -199,6 +212,7 @@ impl fmt::Debug for TlsMaterial {
             .field("certs", &self.certs.len())
             .field("key", &"hidden")
             .field("ca", &self.ca.len())
+            .field("crls", &self.crls.len())
             .finish()
     }
 }
@@ -222,6 +236,25 @@ fn read_file(what: &'static str, path: &Path) -> Result<Zeroizing<Vec<u8>>, TlsE
         source,
     })?;
     Ok(Zeroizing::new(bytes))
+}
+
+/// Reads certificate revocation lists (PEM `X509 CRL` blocks) from `path`. Each is checked
+/// against its issuer, and must be signed by a trusted CA, when a certificate is verified.
+pub fn load_crls(path: &Path) -> Result<Vec<CertificateRevocationListDer<'static>>, TlsError> {
+    let what = "certificate revocation list";
+    let text = read_file(what, path)?;
+    let bad = |reason: String| TlsError::BadFile {
+        what,
+        path: path.to_owned(),
+        reason,
+    };
+    let crls = CertificateRevocationListDer::pem_slice_iter(&text)
+        .collect::<Result<Vec<_>, _>>()
+        .map_err(|e| bad(format!("not valid PEM ({e})")))?;
+    if crls.is_empty() {
+        return Err(bad("holds no \"X509 CRL\" PEM block".into()));
+    }
+    Ok(crls)
 }
 
 fn read_certs(what: &'static str, path: &Path) -> Result<Vec<CertificateDer<'static>>, TlsError> {
@@ -284,6 +317,9 @@ pub fn server_config(
     let cas: Vec<_> = material.ca.iter().chain(extra_cas).cloned().collect();
     let provider = provider();
     let verifier = WebPkiClientVerifier::builder_with_provider(root_store(&cas)?, provider.clone())
+        .with_crls(material.crls.iter().cloned())
+        // A partner from a CA that publishes no list here is not refused for that.
+        .allow_unknown_revocation_status()
         .build()
         .map_err(|e| TlsError::BadCa(e.to_string()))?;
     let mut config = rustls::ServerConfig::builder_with_provider(provider)
@@ -308,6 +344,9 @@ pub fn client_config(
     let provider = provider();
     let roots = root_store(partner_ca.unwrap_or(&material.ca))?;
     let webpki = WebPkiServerVerifier::builder_with_provider(roots, provider.clone())
+        .with_crls(material.crls.iter().cloned())
+        // A partner from a CA that publishes no list here is not refused for that.
+        .allow_unknown_revocation_status()
         .build()
         .map_err(|e| TlsError::BadCa(e.to_string()))?;
     let verifier = PartnerVerifier {
@@ -590,6 +629,78 @@ mod tests {
         let outcome = handshake(server, client).await;
         assert_eq!(outcome.client, Ok(()));
         assert_eq!(outcome.server.as_deref(), Ok("DE-BAFA"));
+    }
+
+    /// A copy of `material` that also checks `crls`.
+    fn with_crls(
+        material: &TlsMaterial,
+        crls: Vec<CertificateRevocationListDer<'static>>,
+    ) -> TlsMaterial {
+        TlsMaterial {
+            certs: material.certs.clone(),
+            key: material.key.clone_key(),
+            ca: material.ca.clone(),
+            crls: Vec::new(),
+        }
+        .with_crls(crls)
+    }
+
+    /// A revocation list from `ca` that revokes the leaf certificate of `revoked`.
+    fn crl_revoking(ca: &Ca, revoked: &TlsMaterial) -> Vec<CertificateRevocationListDer<'static>> {
+        let pem_text = pem::encode(&pem::Pem::new("CERTIFICATE", revoked.certs[0].to_vec()));
+        let crl = ca
+            .revocation_list(&[("revoked.crt".into(), pem_text)], 1, 30)
+            .unwrap();
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("crl.pem");
+        std::fs::write(&path, crl).unwrap();
+        load_crls(&path).unwrap()
+    }
+
+    #[tokio::test]
+    async fn a_client_certificate_on_the_revocation_list_is_refused_at_the_handshake() {
+        let ca = Ca::generate("test CA").unwrap();
+        let (us, de, jp) = (
+            material(&ca, "US-BIS"),
+            material(&ca, "DE-BAFA"),
+            material(&ca, "JP-METI"),
+        );
+        let crls = crl_revoking(&ca, &de);
+        let server = server_config(&with_crls(&us, crls.clone()), &[]).unwrap();
+        let refused = handshake(
+            server.clone(),
+            client_config(&de, None, "US-BIS", None).unwrap(),
+        )
+        .await;
+        assert!(refused.server.is_err(), "{:?}", refused.server);
+        let err = refused.server.unwrap_err();
+        assert!(err.to_lowercase().contains("revoked"), "{err}");
+        let allowed = handshake(server, client_config(&jp, None, "US-BIS", None).unwrap()).await;
+        assert_eq!(
+            allowed.server.as_deref(),
+            Ok("JP-METI"),
+            "another certificate passes"
+        );
+    }
+
+    #[tokio::test]
+    async fn a_server_certificate_on_the_revocation_list_is_refused_by_the_client() {
+        let ca = Ca::generate("test CA").unwrap();
+        let (us, de) = (material(&ca, "US-BIS"), material(&ca, "DE-BAFA"));
+        let crls = crl_revoking(&ca, &us);
+        let client = client_config(&with_crls(&de, crls), None, "US-BIS", None).unwrap();
+        let outcome = handshake(server_config(&us, &[]).unwrap(), client).await;
+        let err = outcome.client.unwrap_err();
+        assert!(err.to_lowercase().contains("revoked"), "{err}");
+    }
+
+    #[test]
+    fn a_revocation_list_file_without_a_list_is_named() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("crl.pem");
+        std::fs::write(&path, "no list here").unwrap();
+        let err = load_crls(&path).unwrap_err().to_string();
+        assert!(err.contains("crl.pem") && err.contains("X509 CRL"), "{err}");
     }
 
     #[tokio::test]

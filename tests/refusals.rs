@@ -394,3 +394,60 @@ async fn items_inside_the_window_and_the_skew_are_stored() {
     assert!(result.receipt.is_some());
     assert_eq!(f.b().store.item_count(), 2);
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_partner_certificate_on_the_revocation_list_is_refused_at_the_handshake() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut members = federation(dir.path(), &["AA-ONE", "BB-TWO", "CC-THREE"]).await;
+    let ca =
+        entente::setup::Ca::load(&dir.path().join("ca.crt"), &dir.path().join("ca.key")).unwrap();
+    let revoked = std::fs::read_to_string(&members[0].config.tls_cert).unwrap();
+    let crl = ca
+        .revocation_list(&[("aa-one.crt".into(), revoked)], 1, 30)
+        .unwrap();
+    let crl_path = dir.path().join("crl.pem");
+    std::fs::write(&crl_path, crl).unwrap();
+    members[1].config.tls_crl = Some(crl_path);
+    let c = members.pop().unwrap();
+    let b = members.pop().unwrap();
+    let a = members.pop().unwrap();
+    let receiver = Node::start_on(b.config, b.listener).await.unwrap();
+    let endpoint = format!("https://{}", receiver.addr());
+    let (a, c) = (
+        Shared::open(a.config).unwrap(),
+        Shared::open(c.config).unwrap(),
+    );
+
+    a.submit(report(
+        pb::ItemKind::EnforcementAlert,
+        "from a revoked node",
+    ))
+    .await
+    .unwrap();
+    let env = a.store.outbox_batch("BB-TWO", None, 1).unwrap()[0]
+        .envelope
+        .clone();
+    let err = send_raw(&material(&a.config), "BB-TWO", &endpoint, vec![env])
+        .await
+        .unwrap_err();
+    assert!(!err.is_empty());
+    eventually(10, "the refused handshake is recorded", || {
+        let last = last_audit(&receiver.shared().store);
+        last.action == "refused" && last.detail.to_lowercase().contains("revoked")
+    })
+    .await;
+    assert_eq!(receiver.shared().store.item_count(), 0);
+
+    // CC-THREE's certificate is not on the list.
+    c.submit(report(pb::ItemKind::EnforcementAlert, "from a good node"))
+        .await
+        .unwrap();
+    let env = c.store.outbox_batch("BB-TWO", None, 1).unwrap()[0]
+        .envelope
+        .clone();
+    let result = send_raw(&material(&c.config), "BB-TWO", &endpoint, vec![env])
+        .await
+        .unwrap();
+    assert!(result.receipt.is_some(), "{result:?}");
+    receiver.shutdown().await;
+}

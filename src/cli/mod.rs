@@ -53,6 +53,30 @@ pub(crate) async fn run(command: Command) -> CliResult {
             );
             Ok(())
         }
+        Command::Certs(CertsCommand::Revoke {
+            ca_cert,
+            ca_key,
+            out,
+            number,
+            days,
+            certs,
+        }) => {
+            let ca = entente::setup::Ca::load(&ca_cert, &ca_key)?;
+            let mut revoked = Vec::new();
+            for cert in &certs {
+                let text = std::fs::read_to_string(cert)
+                    .map_err(|e| format!("certificate {}: {e}", cert.display()))?;
+                revoked.push((cert.display().to_string(), text));
+            }
+            let crl = ca.revocation_list(&revoked, number, days)?;
+            std::fs::write(&out, crl).map_err(|e| format!("{}: {e}", out.display()))?;
+            println!(
+                "wrote revocation list {number} to {}: {} certificate(s) revoked, next update due in {days} days",
+                out.display(),
+                certs.len()
+            );
+            Ok(())
+        }
         Command::Demo { json } => entente::demo::run(json).await,
         Command::Bench(args) => entente::bench::run(args).await,
     }
