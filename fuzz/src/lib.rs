@@ -48,10 +48,19 @@ pub const OFAC_SEPARATOR: u8 = 0;
 pub fn import(format: Format, data: &[u8]) {
     let dir = scratch_dir();
     let path = match format {
-        Format::OfacSdn => write_ofac(dir, ["sdn.csv", "add.csv", "alt.csv", "sdn_comments.csv"], data),
+        Format::OfacSdn => write_ofac(
+            dir,
+            ["sdn.csv", "add.csv", "alt.csv", "sdn_comments.csv"],
+            data,
+        ),
         Format::OfacCons => write_ofac(
             dir,
-            ["cons_prim.csv", "cons_add.csv", "cons_alt.csv", "cons_comments.csv"],
+            [
+                "cons_prim.csv",
+                "cons_add.csv",
+                "cons_alt.csv",
+                "cons_comments.csv",
+            ],
             data,
         ),
         Format::Csl | Format::BisDpl | Format::UnXml => {
@@ -75,13 +84,20 @@ fn check_entries(entries: &[entente::pb::WatchlistEntry]) {
     for entry in entries {
         assert!(!entry.id.is_empty(), "an entry without an id");
         assert!(ids.insert(entry.id.as_str()), "two entries with one id");
-        assert_eq!(&watchlist::canonical(entry.clone()), entry, "an entry not canonical");
+        assert_eq!(
+            &watchlist::canonical(entry.clone()),
+            entry,
+            "an entry not canonical"
+        );
     }
     let delta = watchlist::diff(&[], entries);
     let mut applied = std::collections::BTreeMap::new();
     let mut digest = watchlist::Digest::default();
     delta.apply(&mut applied, &mut digest);
-    assert!(digest == watchlist::Digest::of(entries), "a delta from nothing that does not make the list");
+    assert!(
+        digest == watchlist::Digest::of(entries),
+        "a delta from nothing that does not make the list"
+    );
 }
 
 fn write_ofac(dir: &Path, names: [&str; 4], data: &[u8]) -> PathBuf {
