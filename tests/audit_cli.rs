@@ -3,25 +3,16 @@
 
 #![allow(clippy::unwrap_used)]
 
+mod common;
+
 use std::{
     path::{Path, PathBuf},
-    process::{Child, Command, Output, Stdio},
+    process::{Child, Command, Stdio},
     time::{Duration, Instant},
 };
 
+use common::{entente, text};
 use prost::Message as _;
-
-fn entente(args: &[&str]) -> Output {
-    Command::new(env!("CARGO_BIN_EXE_entente"))
-        .args(args)
-        .env("RUST_LOG", "warn")
-        .output()
-        .expect("run entente")
-}
-
-fn text(bytes: &[u8]) -> String {
-    String::from_utf8_lossy(bytes).into_owned()
-}
 
 /// `entente init` in a fresh directory; returns the config path.
 fn init_node(dir: &Path) -> PathBuf {

@@ -12,19 +12,12 @@ use std::{
     time::{Duration, Instant},
 };
 
+use common::entente;
 use entente::{config::Config, identity::SigningKey, node::Shared, pb, store::Store};
 
 /// Enough items that the kills land mid-transfer; fewer in unoptimised builds, where
 /// crypto is slow enough that a smaller transfer still spans the kills.
 const ITEMS: usize = if cfg!(debug_assertions) { 600 } else { 3000 };
-
-fn entente(args: &[&str]) -> std::process::Output {
-    Command::new(env!("CARGO_BIN_EXE_entente"))
-        .args(args)
-        .env("RUST_LOG", "warn")
-        .output()
-        .unwrap()
-}
 
 fn free_port() -> u16 {
     std::net::TcpListener::bind("127.0.0.1:0")

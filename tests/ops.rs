@@ -81,14 +81,6 @@ async fn the_peer_listener_answers_health_checks_and_reflection_over_mutual_tls(
     }
 }
 
-fn entente(args: &[&str]) -> std::process::Output {
-    Command::new(env!("CARGO_BIN_EXE_entente"))
-        .args(args)
-        .env("RUST_LOG", "warn")
-        .output()
-        .unwrap()
-}
-
 fn free_port() -> u16 {
     std::net::TcpListener::bind("127.0.0.1:0")
         .unwrap()

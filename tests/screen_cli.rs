@@ -4,28 +4,19 @@
 
 #![allow(clippy::unwrap_used)]
 
+mod common;
+
 use std::{
     path::{Path, PathBuf},
-    process::{Command, Output, Stdio},
+    process::{Command, Stdio},
     time::{Duration, Instant},
 };
 
+use common::{entente, text};
 use entente::{config::Config, node::Shared, pb, store::Store};
 
 const AGENCY: &str = "XX-TEST";
 const LIST: &str = "XX-TEST/watch";
-
-fn entente(args: &[&str]) -> Output {
-    Command::new(env!("CARGO_BIN_EXE_entente"))
-        .args(args)
-        .env("RUST_LOG", "warn")
-        .output()
-        .expect("run entente")
-}
-
-fn text(bytes: &[u8]) -> String {
-    String::from_utf8_lossy(bytes).into_owned()
-}
 
 /// `entente init` in `dir`, then a list of three entries published on the stopped node.
 fn node_holding_a_list(dir: &Path) -> PathBuf {

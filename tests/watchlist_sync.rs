@@ -77,6 +77,25 @@ fn synthetic(n: usize, v: u32) -> Vec<pb::WatchlistEntry> {
         .collect()
 }
 
+/// `delta` sealed by `from` for `to`, as a genuine envelope of `from`'s.
+fn seal_delta(from: &Shared, to: &Shared, delta: pb::WatchlistDelta) -> pb::Envelope {
+    let payload = pb::Item {
+        body: Some(pb::item::Body::WatchlistDelta(delta)),
+        originator: String::new(),
+    }
+    .encode_to_vec();
+    entente::envelope::seal(
+        &from.identity,
+        &to.config.agency,
+        &to.identity.public_keys(),
+        ulid::Ulid::new().to_bytes(),
+        pb::ItemKind::WatchlistDelta,
+        entente::now_ms(),
+        &payload,
+    )
+    .unwrap()
+}
+
 fn version(store: &Store, list: &str) -> u64 {
     store.list_meta(list).unwrap().map_or(0, |m| m.version)
 }
@@ -210,21 +229,7 @@ async fn a_delta_for_a_list_sealed_by_another_agency_is_refused() {
         parts: 1,
         ..Default::default()
     };
-    let payload = pb::Item {
-        body: Some(pb::item::Body::WatchlistDelta(forged)),
-        originator: String::new(),
-    }
-    .encode_to_vec();
-    let env = entente::envelope::seal(
-        &c_shared.identity,
-        "BB-TWO",
-        &b.identity.public_keys(),
-        ulid::Ulid::new().to_bytes(),
-        pb::ItemKind::WatchlistDelta,
-        entente::now_ms(),
-        &payload,
-    )
-    .unwrap();
+    let env = seal_delta(&c_shared, &b, forged);
     let endpoint = format!("https://{}", nodes[1].addr());
     let result = send_raw(&material(&c.config), "BB-TWO", &endpoint, vec![env])
         .await
@@ -275,21 +280,7 @@ async fn a_delta_whose_digest_disagrees_is_not_applied_and_a_snapshot_restores_t
         parts: 1,
         ..Default::default()
     };
-    let payload = pb::Item {
-        body: Some(pb::item::Body::WatchlistDelta(bad)),
-        originator: String::new(),
-    }
-    .encode_to_vec();
-    let env = entente::envelope::seal(
-        &a.identity,
-        "BB-TWO",
-        &b.identity.public_keys(),
-        ulid::Ulid::new().to_bytes(),
-        pb::ItemKind::WatchlistDelta,
-        entente::now_ms(),
-        &payload,
-    )
-    .unwrap();
+    let env = seal_delta(&a, &b, bad);
     let endpoint = format!("https://{}", nodes[1].addr());
     let result = send_raw(&a_material, "BB-TWO", &endpoint, vec![env])
         .await

@@ -18,6 +18,20 @@ use entente::{
     tls::{self, TlsMaterial},
 };
 
+/// Runs the `entente` binary with `args`, as a user would, and waits for it.
+pub fn entente(args: &[&str]) -> std::process::Output {
+    std::process::Command::new(env!("CARGO_BIN_EXE_entente"))
+        .args(args)
+        .env("RUST_LOG", "warn")
+        .output()
+        .expect("run entente")
+}
+
+/// Command output as text.
+pub fn text(bytes: &[u8]) -> String {
+    String::from_utf8_lossy(bytes).into_owned()
+}
+
 /// Builds a federation in `dir` where everyone shares every kind with everyone.
 pub async fn federation(dir: &Path, agencies: &[&str]) -> Vec<Member> {
     tls::install_crypto_provider();
