@@ -290,41 +290,74 @@ impl Shared {
         Ok(done)
     }
 
-    /// Seals and stores validated reports, on as many threads as there are cores when the
-    /// batch is large enough for that to pay.
+    /// Seals validated reports, on as many threads as there are cores when the batch is
+    /// large enough for that to pay, and stores them all in one transaction (not yet
+    /// flushed).
     fn store_all(&self, reports: Vec<pb::Report>) -> Result<Vec<Submitted>, NodeError> {
-        let cores = std::thread::available_parallelism().map_or(1, |n| n.get());
-        let threads = cores.min(reports.len() / 8).max(1);
-        if threads == 1 {
-            return reports.into_iter().map(|r| self.store_own(r)).collect();
-        }
-        let mut parts: Vec<Vec<pb::Report>> = Vec::with_capacity(threads);
+        let threads = crate::cores().min(reports.len() / 8).max(1);
+        let prepared = if threads == 1 {
+            reports
+                .into_iter()
+                .map(|r| self.prepare_own(r))
+                .collect::<Result<Vec<_>, _>>()?
+        } else {
+            self.prepare_parallel(reports, threads)?
+        };
+        let batch: Vec<_> = prepared
+            .iter()
+            .map(|(item, sealed, withheld)| (item, &sealed[..], &withheld[..]))
+            .collect();
+        self.store.submit_all(&batch)?;
+        Ok(prepared
+            .iter()
+            .map(|(item, sealed, withheld)| {
+                self.screen_stored(&self.config.agency, item);
+                submitted(item, sealed, withheld)
+            })
+            .collect())
+    }
+
+    /// [`Shared::prepare_own`] for every report, split over `threads` threads (this one
+    /// among them), in the reports' order.
+    fn prepare_parallel(
+        &self,
+        reports: Vec<pb::Report>,
+        threads: usize,
+    ) -> Result<Vec<Prepared>, NodeError> {
         let per = reports.len().div_ceil(threads);
-        let mut reports = reports.into_iter().peekable();
-        while reports.peek().is_some() {
-            parts.push(reports.by_ref().take(per).collect());
+        let mut reports = reports.into_iter();
+        let mut parts: Vec<Vec<pb::Report>> = Vec::with_capacity(threads);
+        loop {
+            let part: Vec<_> = reports.by_ref().take(per).collect();
+            if part.is_empty() {
+                break;
+            }
+            parts.push(part);
         }
+        let prepare = |part: Vec<pb::Report>| {
+            part.into_iter()
+                .map(|r| self.prepare_own(r))
+                .collect::<Result<Vec<_>, _>>()
+        };
+        let last = parts.pop().unwrap_or_default();
         std::thread::scope(|scope| {
             let workers: Vec<_> = parts
                 .into_iter()
-                .map(|part| {
-                    scope.spawn(move || {
-                        part.into_iter()
-                            .map(|r| self.store_own(r))
-                            .collect::<Result<Vec<_>, _>>()
-                    })
-                })
+                .map(|part| scope.spawn(move || prepare(part)))
                 .collect();
+            let last = prepare(last);
             let mut done = Vec::new();
             for worker in workers {
                 done.extend(worker.join().map_err(|_| NodeError::Worker)??);
             }
+            done.extend(last?);
             Ok(done)
         })
     }
 
-    /// Stores one validated own report and its sealed envelopes (not yet flushed).
-    fn store_own(&self, report: pb::Report) -> Result<Submitted, NodeError> {
+    /// A validated own report as a new item with its sealed envelopes and the partners it
+    /// is withheld from, ready to store.
+    fn prepare_own(&self, report: pb::Report) -> Result<Prepared, NodeError> {
         let id = self.next_item_id();
         let now = crate::now_ms();
         let stored = StoredItem {
@@ -342,9 +375,7 @@ impl Shared {
             sender: self.config.agency.clone(),
         };
         let (sealed, withheld) = self.decide_and_seal(&stored, &[])?;
-        self.store.submit(&stored, &sealed, &withheld)?;
-        self.screen_stored(&self.config.agency, &stored);
-        Ok(submitted(&stored, &sealed, &withheld))
+        Ok((stored, sealed, withheld))
     }
 
     /// Runs the policy for every registered partner not in `skip` and seals the copy each
@@ -604,6 +635,10 @@ fn off_the_reactor<R>(work: impl FnOnce() -> R) -> R {
         _ => work(),
     }
 }
+
+/// An own item ready to store: the item, its sealed envelopes, and the partners it is
+/// withheld from.
+type Prepared = (StoredItem, Vec<Sealed>, Vec<Withheld>);
 
 /// What a submission or re-share decided, for the caller.
 fn submitted(item: &StoredItem, sealed: &[Sealed], withheld: &[Withheld]) -> Submitted {

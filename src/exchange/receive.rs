@@ -418,7 +418,7 @@ fn open_parallel(
     partner: &PartnerConfig,
     envelopes: &[pb::Envelope],
 ) -> Vec<Opening> {
-    let threads = std::thread::available_parallelism().map_or(1, |n| n.get());
+    let threads = crate::cores();
     if threads < 2 || envelopes.len() < 16 {
         return envelopes
             .iter()
