@@ -412,44 +412,36 @@ fn open_all(
 type Opening = Result<Incoming, (pb::RefusalReason, String)>;
 
 /// Opens envelopes on as many threads as there are cores (for batches large enough to
-/// be worth it), keeping their order.
+/// be worth it), the calling thread among them, keeping their order.
 fn open_parallel(
     shared: &Shared,
     partner: &PartnerConfig,
     envelopes: &[pb::Envelope],
 ) -> Vec<Opening> {
+    let open_part = |part: &[pb::Envelope]| -> Vec<Opening> {
+        part.iter().map(|e| open_one(shared, partner, e)).collect()
+    };
     let threads = crate::cores();
     if threads < 2 || envelopes.len() < 16 {
-        return envelopes
-            .iter()
-            .map(|e| open_one(shared, partner, e))
-            .collect();
+        return open_part(envelopes);
     }
-    let chunk = envelopes.len().div_ceil(threads);
+    let (first, rest) = envelopes.split_at(envelopes.len().div_ceil(threads));
     std::thread::scope(|scope| {
-        let workers: Vec<_> = envelopes
-            .chunks(chunk)
-            .map(|part| {
-                let handle = scope.spawn(move || {
-                    part.iter()
-                        .map(|e| open_one(shared, partner, e))
-                        .collect::<Vec<_>>()
-                });
-                (part.len(), handle)
-            })
+        let workers: Vec<_> = rest
+            .chunks(first.len())
+            .map(|part| (part.len(), scope.spawn(move || open_part(part))))
             .collect();
-        workers
-            .into_iter()
-            .flat_map(|(len, worker)| {
-                worker.join().unwrap_or_else(|_| {
-                    let failed = (
-                        pb::RefusalReason::Unavailable,
-                        "verification failed".to_owned(),
-                    );
-                    vec![Err(failed); len]
-                })
-            })
-            .collect()
+        let mut opened = open_part(first);
+        for (len, worker) in workers {
+            opened.extend(worker.join().unwrap_or_else(|_| {
+                let failed = (
+                    pb::RefusalReason::Unavailable,
+                    "verification failed".to_owned(),
+                );
+                vec![Err(failed); len]
+            }));
+        }
+        opened
     })
 }
 
