@@ -265,8 +265,9 @@ impl Shared {
         Ok(done.remove(0))
     }
 
-    /// Like [`Shared::submit`] for several reports, with one flush to disk for all. Every
-    /// report is validated before any is stored, so one invalid report stores nothing.
+    /// Like [`Shared::submit`] for several reports, in one store transaction and with one
+    /// flush to disk for all. Every report is validated before any is stored, so one
+    /// invalid report stores nothing; a store failure stores none of them either.
     pub async fn submit_batch(
         &self,
         reports: Vec<pb::Report>,
