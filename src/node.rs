@@ -44,6 +44,10 @@ mod screening;
 
 pub use screening::{IndexBuilt, build_index};
 
+mod analysis;
+
+pub use analysis::open_search as build_search_index;
+
 /// Why a node could not start or act.
 #[derive(Debug, thiserror::Error)]
 pub enum NodeError {
@@ -151,6 +155,8 @@ pub struct Shared {
     pulls: lists::PullQueue,
     /// The names of every watchlist entry held, for screening.
     screening: RwLock<ScreeningIndex>,
+    /// What analysts search the held items by.
+    search: RwLock<crate::search::SearchIndex>,
 }
 
 impl std::fmt::Debug for Shared {
@@ -192,6 +198,7 @@ impl Shared {
         )?
         .with_checkpoints(Arc::new(identity.signing.duplicate()));
         let index = screening::open_index(&store)?;
+        let search = analysis::open_search(&store)?;
         let notifiers = config
             .partners
             .iter()
@@ -208,6 +215,7 @@ impl Shared {
             ids: Mutex::new(ulid::Generator::new()),
             pulls: lists::PullQueue::new(),
             screening: RwLock::new(index),
+            search: RwLock::new(search),
             config,
         })
     }
@@ -343,7 +351,8 @@ impl Shared {
         };
         let (sealed, withheld) = self.decide_and_seal(&stored, &[])?;
         self.store.submit(&stored, &sealed, &withheld)?;
-        self.screen_stored(&self.config.agency, &stored);
+        let hits = self.screen_stored(&self.config.agency, &stored);
+        self.analyse_stored(&self.config.agency, &stored, &hits);
         Ok(submitted(&stored, &sealed, &withheld))
     }
 
@@ -684,6 +693,7 @@ pub fn load_policy(config: &Config) -> Result<(PolicySet, Vec<PolicyWarning>), P
 pub struct Node {
     shared: Arc<Shared>,
     addr: SocketAddr,
+    local_addr: Option<SocketAddr>,
     stop: watch::Sender<bool>,
     tasks: JoinSet<()>,
 }
@@ -725,6 +735,24 @@ impl Node {
             control,
             stopped.clone(),
         ));
+        let local_addr = match shared.config.local.clone() {
+            Some(local) => {
+                let listener = crate::local::bind(&local).await?;
+                let local_addr = listener.local_addr().map_err(|source| NodeError::Listen {
+                    addr: local.listen,
+                    source,
+                })?;
+                let config = crate::local::server_config(&shared.tls, &local)?;
+                tasks.spawn(crate::local::serve(
+                    shared.clone(),
+                    listener,
+                    config,
+                    stopped.clone(),
+                ));
+                Some(local_addr)
+            }
+            None => None,
+        };
         tasks.spawn(exchange::run_pulls(shared.clone(), stopped.clone()));
         tasks.spawn(refresh_gauges(shared.clone(), stopped.clone()));
         for partner in shared.config.partners.clone() {
@@ -738,6 +766,7 @@ impl Node {
         Ok(Self {
             shared,
             addr,
+            local_addr,
             stop,
             tasks,
         })
@@ -746,6 +775,11 @@ impl Node {
     /// The address the peer listener is bound to.
     pub fn addr(&self) -> SocketAddr {
         self.addr
+    }
+
+    /// The address the local listener is bound to, if `[local]` is configured.
+    pub fn local_addr(&self) -> Option<SocketAddr> {
+        self.local_addr
     }
 
     /// The node's shared state.
