@@ -173,7 +173,7 @@ pub(crate) enum ReportCommand {
     ///
     /// Example: entente report search --config entente.toml --subject "Shahed Aviation"
     /// --route-country AE --since 2026-11-01
-    Search(cli::SearchArgs),
+    Search(Box<cli::SearchArgs>),
     /// Write held items as a STIX 2.1 bundle (identities, reports, subjects, locations,
     /// relationships, TLP markings) for a threat-intelligence platform.
     ///

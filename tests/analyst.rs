@@ -1,6 +1,8 @@
 //! Analyst access: the local listener's mutual TLS and roles, search with stable paging,
 //! correlation across agencies, and the commands as a user runs them.
 
+#![allow(clippy::unwrap_used)] // A failed unwrap is a failed test.
+
 mod common;
 
 use std::{collections::BTreeMap, path::Path, path::PathBuf, sync::Arc};

@@ -69,7 +69,7 @@ pub(crate) async fn run(command: Command) -> CliResult {
             report::show(&config, &id, json).await
         }
         Command::Report(ReportCommand::Share { config, id }) => report::share(&config, &id).await,
-        Command::Report(ReportCommand::Search(args)) => analyst::search(args).await,
+        Command::Report(ReportCommand::Search(args)) => analyst::search(*args).await,
         Command::Report(ReportCommand::Export {
             config,
             format,

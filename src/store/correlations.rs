@@ -160,7 +160,10 @@ mod tests {
             store.item_correlations(&[11; 16]).unwrap(),
             [lb.clone(), la.clone()]
         );
-        assert_eq!(store.item_correlations(&[10; 16]).unwrap(), [la.clone()]);
+        assert_eq!(
+            store.item_correlations(&[10; 16]).unwrap(),
+            std::slice::from_ref(&la)
+        );
         let closed = store.close_correlation(&a, "user:alice", "known").unwrap();
         assert!(!closed.open);
         assert_eq!(closed.closed_by, "user:alice");
