@@ -94,6 +94,8 @@ pub enum Action {
     ListPull,
     /// A signed checkpoint over the chain up to the entry before it.
     Checkpoint,
+    /// Two items (or an item and a watchlist entry) were linked, or a link was closed.
+    Correlated,
 }
 
 impl Action {
@@ -114,6 +116,7 @@ impl Action {
             Action::ListMismatch => "list-mismatch",
             Action::ListPull => "list-pull",
             Action::Checkpoint => "checkpoint",
+            Action::Correlated => "correlated",
         }
     }
 }
@@ -695,6 +698,7 @@ mod tests {
             Action::ListMismatch,
             Action::ListPull,
             Action::Checkpoint,
+            Action::Correlated,
         ];
         let mut names: Vec<&str> = actions.iter().map(|a| a.name()).collect();
         names.sort_unstable();

@@ -44,6 +44,10 @@ mod screening;
 
 pub use screening::{IndexBuilt, build_index};
 
+mod analysis;
+
+pub use analysis::open_search as build_search_index;
+
 /// Why a node could not start or act.
 #[derive(Debug, thiserror::Error)]
 pub enum NodeError {
@@ -151,6 +155,8 @@ pub struct Shared {
     pulls: lists::PullQueue,
     /// The names of every watchlist entry held, for screening.
     screening: RwLock<ScreeningIndex>,
+    /// What analysts search the held items by.
+    search: RwLock<crate::search::SearchIndex>,
 }
 
 impl std::fmt::Debug for Shared {
@@ -192,6 +198,7 @@ impl Shared {
         )?
         .with_checkpoints(Arc::new(identity.signing.duplicate()));
         let index = screening::open_index(&store)?;
+        let search = analysis::open_search(&store)?;
         let notifiers = config
             .partners
             .iter()
@@ -208,6 +215,7 @@ impl Shared {
             ids: Mutex::new(ulid::Generator::new()),
             pulls: lists::PullQueue::new(),
             screening: RwLock::new(index),
+            search: RwLock::new(search),
             config,
         })
     }
@@ -312,7 +320,8 @@ impl Shared {
         Ok(prepared
             .iter()
             .map(|(item, sealed, withheld)| {
-                self.screen_stored(&self.config.agency, item);
+                let hits = self.screen_stored(&self.config.agency, item);
+                self.analyse_stored(&self.config.agency, item, &hits);
                 submitted(item, sealed, withheld)
             })
             .collect())
@@ -720,6 +729,7 @@ pub fn load_policy(config: &Config) -> Result<(PolicySet, Vec<PolicyWarning>), P
 pub struct Node {
     shared: Arc<Shared>,
     addr: SocketAddr,
+    local_addr: Option<SocketAddr>,
     stop: watch::Sender<bool>,
     tasks: JoinSet<()>,
 }
@@ -761,6 +771,24 @@ impl Node {
             control,
             stopped.clone(),
         ));
+        let local_addr = match shared.config.local.clone() {
+            Some(local) => {
+                let listener = crate::local::bind(&local).await?;
+                let local_addr = listener.local_addr().map_err(|source| NodeError::Listen {
+                    addr: local.listen,
+                    source,
+                })?;
+                let config = crate::local::server_config(&shared.tls, &local)?;
+                tasks.spawn(crate::local::serve(
+                    shared.clone(),
+                    listener,
+                    config,
+                    stopped.clone(),
+                ));
+                Some(local_addr)
+            }
+            None => None,
+        };
         tasks.spawn(exchange::run_pulls(shared.clone(), stopped.clone()));
         tasks.spawn(refresh_gauges(shared.clone(), stopped.clone()));
         for partner in shared.config.partners.clone() {
@@ -774,6 +802,7 @@ impl Node {
         Ok(Self {
             shared,
             addr,
+            local_addr,
             stop,
             tasks,
         })
@@ -782,6 +811,11 @@ impl Node {
     /// The address the peer listener is bound to.
     pub fn addr(&self) -> SocketAddr {
         self.addr
+    }
+
+    /// The address the local listener is bound to, if `[local]` is configured.
+    pub fn local_addr(&self) -> Option<SocketAddr> {
+        self.local_addr
     }
 
     /// The node's shared state.
