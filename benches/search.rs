@@ -157,26 +157,29 @@ fn main() {
     let mut rng = Rng(7);
     let v = vocabulary(&mut rng);
     let started = Instant::now();
+    // Stored over the last 30 days, evenly.
     let base_ms = entente::now_ms() - 30 * 86_400_000;
-    let mut subjects: Vec<String> = Vec::new();
+    let step_ms = (30 * 86_400_000 / items.max(1)) as i64;
+    let mut subjects: Vec<(String, String, String)> = Vec::new();
     for chunk in 0..items.div_ceil(1_000) {
         let sender = SENDERS[chunk % SENDERS.len()];
         let batch: Vec<store::Incoming> = (chunk * 1_000..((chunk + 1) * 1_000).min(items))
             .map(|n| {
                 let report = make_report(&mut rng, &v, n);
                 if n % 3_000 == 0 {
-                    subjects.push(report.subjects[0].name.clone());
+                    let s = &report.subjects[0];
+                    subjects.push((s.name.clone(), sender.to_owned(), s.countries[0].clone()));
                 }
-                let mut id =
-                    ulid::Ulid::from_parts((base_ms + n as i64 * 2) as u64, n as u128).to_bytes();
+                let at = base_ms + n as i64 * step_ms;
+                let mut id = ulid::Ulid::from_parts(at as u64, n as u128).to_bytes();
                 id[15] = (n % 251) as u8;
                 store::Incoming {
                     item: store::StoredItem {
                         origin: sender.into(),
                         item_id: id.to_vec(),
                         kind: report.kind,
-                        created_at_ms: base_ms + n as i64 * 2,
-                        stored_at_ms: base_ms + n as i64 * 2,
+                        created_at_ms: at,
+                        stored_at_ms: at,
                         item: Some(pb::Item {
                             body: Some(pb::item::Body::Report(report)),
                             originator: String::new(),
@@ -208,7 +211,8 @@ fn main() {
         after / 1024
     );
 
-    type MakeQuery = fn(&mut Rng, &Vocabulary, &[String]) -> pb::SearchItemsRequest;
+    type MakeQuery =
+        fn(&mut Rng, &Vocabulary, &[(String, String, String)]) -> pb::SearchItemsRequest;
     let kinds: [(&str, MakeQuery); 7] = [
         ("sender + kind + route country", |r, _, _| {
             pb::SearchItemsRequest {
@@ -247,14 +251,15 @@ fn main() {
             ..Default::default()
         }),
         ("subject name (fuzzy)", |r, _, s| pb::SearchItemsRequest {
-            subject: s[r.below(s.len())].clone(),
+            subject: s[r.below(s.len())].0.clone(),
             ..Default::default()
         }),
-        ("subject name + sender + country", |r, _, s| {
+        ("subject name + its sender + its country", |r, _, s| {
+            let (name, sender, country) = s[r.below(s.len())].clone();
             pb::SearchItemsRequest {
-                subject: s[r.below(s.len())].clone(),
-                sender: r.pick(&SENDERS).into(),
-                subject_country: r.pick(&COUNTRIES).into(),
+                subject: name,
+                sender,
+                subject_country: country,
                 ..Default::default()
             }
         }),

@@ -53,6 +53,10 @@ mod screening;
 
 pub use screening::screen;
 
+/// How long a search waits for the search index to be built after start-up before it
+/// is refused as unavailable.
+const SEARCH_PATIENCE: std::time::Duration = std::time::Duration::from_secs(5);
+
 /// Default and largest number of items `ListItems` returns.
 const LIST_DEFAULT: usize = 100;
 const LIST_MAX: usize = 10_000;
@@ -386,6 +390,12 @@ impl pb::control_server::Control for ControlService {
         request: Request<pb::SearchItemsRequest>,
     ) -> Result<Response<pb::SearchItemsResponse>, Status> {
         let shared = &self.shared;
+        if !shared.search_ready(SEARCH_PATIENCE).await {
+            return Err(Status::unavailable(format!(
+                "the search index is still being built after start-up ({} items so far); try again shortly",
+                shared.search_len()
+            )));
+        }
         let found = search_items(&shared.store, &request.into_inner(), |s| {
             shared.search_items(s)
         })

@@ -37,6 +37,7 @@ use crate::{
     tls::{self, TlsMaterial},
 };
 
+mod analyst;
 mod watchlists;
 
 type DemoResult<T> = Result<T, Box<dyn std::error::Error>>;
@@ -120,6 +121,7 @@ pub async fn run(json_output: bool) -> DemoResult<()> {
     });
     let policy = policy_at_work(&nodes, &submitted, &mut lines).await?;
     let lists = watchlists::watchlists_at_work(&nodes, scratch.path(), &mut lines).await?;
+    let analysts = analyst::analyst_at_work(&nodes, &material, &mut lines).await?;
     let forged = try_forged_item(&material, &nodes).await;
     let unregistered = try_unregistered_agency(&material, &nodes).await;
     lines.push(String::new());
@@ -141,6 +143,7 @@ pub async fn run(json_output: bool) -> DemoResult<()> {
         && lists.converged
         && lists.withheld_from_jp
         && lists.screened_as_expected
+        && analysts.all()
         && forged.is_ok()
         && unregistered.is_ok();
     if json_output {
@@ -157,6 +160,12 @@ pub async fn run(json_output: bool) -> DemoResult<()> {
                 "inbound_policy_refused": policy.inbound,
             },
                 "unregistered_agency_refused": unregistered.is_ok(),
+                "analyst": {
+                    "search_found": analysts.found,
+                    "correlated": analysts.correlated,
+                    "operator_call_refused": analysts.operator_call_refused,
+                    "partner_certificate_refused": analysts.partner_refused,
+                },
                 "watchlist": {
                     "list": watchlists::LIST,
                     "converged": lists.converged,

@@ -157,6 +157,8 @@ pub struct Shared {
     screening: RwLock<ScreeningIndex>,
     /// What analysts search the held items by.
     search: RwLock<crate::search::SearchIndex>,
+    /// True once the search index covers every item stored before the node started.
+    search_ready: watch::Sender<bool>,
 }
 
 impl std::fmt::Debug for Shared {
@@ -168,8 +170,19 @@ impl std::fmt::Debug for Shared {
 }
 
 impl Shared {
-    /// Loads keys and TLS material named by `config` and opens the store.
+    /// Loads keys and TLS material named by `config`, opens the store and builds the
+    /// search index over it (for a command acting on a stopped node).
     pub fn open(config: Config) -> Result<Self, NodeError> {
+        let shared = Self::open_unindexed(config)?;
+        let index = analysis::open_search(&shared.store)?;
+        *shared.search_mut() = index;
+        shared.search_ready.send_replace(true);
+        Ok(shared)
+    }
+
+    /// Like [`Shared::open`], but leaves the search index empty: [`Node::start_on`] builds
+    /// it in the background, so that a node holding many items starts serving at once.
+    fn open_unindexed(config: Config) -> Result<Self, NodeError> {
         let identity = Identity {
             agency: config.agency.clone(),
             signing: SigningKey::load(&config.signing_key)?,
@@ -198,7 +211,6 @@ impl Shared {
         )?
         .with_checkpoints(Arc::new(identity.signing.duplicate()));
         let index = screening::open_index(&store)?;
-        let search = analysis::open_search(&store)?;
         let notifiers = config
             .partners
             .iter()
@@ -215,7 +227,8 @@ impl Shared {
             ids: Mutex::new(ulid::Generator::new()),
             pulls: lists::PullQueue::new(),
             screening: RwLock::new(index),
-            search: RwLock::new(search),
+            search: RwLock::new(crate::search::SearchIndex::new()),
+            search_ready: watch::channel(false).0,
             config,
         })
     }
@@ -755,7 +768,8 @@ impl Node {
             addr: config.listen,
             source,
         })?;
-        let shared = Arc::new(Shared::open(config)?);
+        let shared = Arc::new(Shared::open_unindexed(config)?);
+        tasks_before_start(&shared);
         let server_config = shared.server_config()?;
         let (stop, stopped) = watch::channel(false);
         let mut tasks = JoinSet::new();
@@ -834,6 +848,13 @@ impl Node {
         let _ = self.shared.store.flush().await;
         info!(agency = %self.shared.config.agency, "node stopped");
     }
+}
+
+/// Starts what a serving node does in the background from the first moment: the build
+/// of the search index over the items already stored.
+fn tasks_before_start(shared: &Arc<Shared>) {
+    let shared = shared.clone();
+    tokio::task::spawn_blocking(move || shared.build_search_index());
 }
 
 /// Keeps the gauges read from the store (outbox depths, list versions) current until

@@ -4,8 +4,9 @@
 //! a set of terms (sender, kind, TLP level, subject and route countries, control-list
 //! entries and their prefixes, HS code prefixes, free-text words) each naming the
 //! documents that carry it as a compressed bitmap, and the subjects' names in a
-//! [`ScreeningIndex`] so that a subject is found the way screening finds a watchlist
-//! entry (accents, word order, legal forms and small misspellings do not matter). It is
+//! [`ScreeningIndex`] per sender, so that a subject is found the way screening finds a
+//! watchlist entry (accents, word order, legal forms and small misspellings do not
+//! matter), and a new item's subjects are compared with other agencies' only. It is
 //! built from the store when the node starts and follows every item stored after that.
 //! Nothing of it is written to disk: the store's items stay sealed with the data key.
 //!
@@ -201,9 +202,10 @@ struct Doc {
 pub struct SearchIndex {
     docs: Vec<Doc>,
     by_key: BTreeMap<Box<[u8]>, u32>,
-    terms: HashMap<String, RoaringBitmap>,
+    terms: HashMap<Box<str>, RoaringBitmap>,
     all: RoaringBitmap,
-    names: ScreeningIndex,
+    /// Subjects' names, by the agency that sent their item.
+    names: BTreeMap<Box<str>, ScreeningIndex>,
 }
 
 impl std::fmt::Debug for SearchIndex {
@@ -262,7 +264,15 @@ impl SearchIndex {
         self.by_key.insert(key.into(), doc);
         self.all.insert(doc);
         for term in terms(sender, report) {
-            self.terms.entry(term).or_default().insert(doc);
+            match self.terms.get_mut(term.as_str()) {
+                Some(set) => {
+                    set.insert(doc);
+                }
+                None => {
+                    self.terms
+                        .insert(term.into(), RoaringBitmap::from_iter([doc]));
+                }
+            }
         }
         for (n, subject) in report.subjects.iter().enumerate() {
             let entry = pb::WatchlistEntry {
@@ -273,14 +283,35 @@ impl SearchIndex {
                 countries: subject.countries.clone(),
                 ..Default::default()
             };
-            self.names.upsert(SUBJECTS, &entry);
+            self.names
+                .entry(sender.into())
+                .or_default()
+                .upsert(SUBJECTS, &entry);
         }
     }
 
-    /// The subjects of indexed items whose names match `query`, best first.
-    pub fn subjects(&self, query: &screen::Query) -> Vec<SubjectMatch> {
-        self.names
-            .search(query)
+    /// The name matches of `query` among the subjects of items sent by `senders` (every
+    /// sender when `None`), best first, at most `query.limit`.
+    fn name_hits(
+        &self,
+        query: &screen::Query,
+        senders: Option<&dyn Fn(&str) -> bool>,
+    ) -> Vec<screen::Hit> {
+        let mut hits: Vec<screen::Hit> = self
+            .names
+            .iter()
+            .filter(|(sender, _)| senders.is_none_or(|wanted| wanted(sender)))
+            .flat_map(|(_, names)| names.search(query))
+            .collect();
+        hits.sort_by(|a, b| b.score.total_cmp(&a.score));
+        hits.truncate(query.limit);
+        hits
+    }
+
+    /// The subjects of indexed items sent by any agency but `except` whose names match
+    /// `query`, best first.
+    pub fn subjects(&self, query: &screen::Query, except: &str) -> Vec<SubjectMatch> {
+        self.name_hits(query, Some(&|sender: &str| sender != except))
             .into_iter()
             .filter_map(|hit| {
                 let (doc, n) = hit.entry_id.split_once('/')?;
@@ -388,7 +419,7 @@ impl SearchIndex {
         let mut sets: Vec<&RoaringBitmap> = Vec::with_capacity(wanted.len());
         let empty = RoaringBitmap::new();
         for term in &wanted {
-            sets.push(self.terms.get(term).unwrap_or(&empty));
+            sets.push(self.terms.get(term.as_str()).unwrap_or(&empty));
         }
         // The smallest set first: each intersection is then at most that small.
         sets.sort_by_key(|s| s.len());
@@ -405,7 +436,12 @@ impl SearchIndex {
                 query.min_score = search.min_score;
             }
             let mut by_name = RoaringBitmap::new();
-            for hit in self.names.search(&query) {
+            let sender = search.sender.as_deref();
+            let hits = match sender {
+                Some(s) => self.name_hits(&query, Some(&|sender: &str| sender == s)),
+                None => self.name_hits(&query, None),
+            };
+            for hit in hits {
                 if let Some(doc) = hit
                     .entry_id
                     .split_once('/')

@@ -611,3 +611,43 @@ fn the_commands_work_through_the_local_listener_as_a_user_runs_them() {
     let _ = serve.kill();
     let _ = serve.wait();
 }
+
+#[tokio::test]
+async fn a_personal_certificate_revoked_by_the_staff_ca_is_refused_and_peers_still_deliver() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut members = federation(dir.path(), &["US-BIS", "DE-BAFA"]).await;
+    let staff_dir = dir.path().join("staff");
+    let staff = add_local(&mut members[1].config, &staff_dir);
+    let ca = setup::Ca::load(
+        &staff_dir.join("staff/ca.crt"),
+        &staff_dir.join("staff/ca.key"),
+    )
+    .unwrap();
+    let alice_pem = std::fs::read_to_string(&staff.analyst.cert).unwrap();
+    let crl = ca
+        .revocation_list(&[("alice".into(), alice_pem)], 1, 30)
+        .unwrap();
+    let crl_file = dir.path().join("staff.crl");
+    std::fs::write(&crl_file, crl).unwrap();
+    members[1].config.tls_crl = Some(crl_file);
+    let config = members[1].config.clone();
+    let nodes = start_all(members).await;
+    let config = client_config(&config, &nodes[1]);
+
+    let e = client(&config, &staff.analyst).await.unwrap_err();
+    assert!(e.contains("closed the connection"), "{e}");
+    client(&config, &staff.operator)
+        .await
+        .expect("a certificate not on the list still connects");
+    // The staff CA's list does not disturb the peer listener.
+    nodes[0]
+        .shared()
+        .submit(report(pb::ItemKind::EnforcementAlert, "still delivered"))
+        .await
+        .unwrap();
+    let store = nodes[1].shared().store.clone();
+    eventually(20, "DE-BAFA receives from US-BIS", || {
+        store.item_count() >= 1
+    })
+    .await;
+}

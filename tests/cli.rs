@@ -51,14 +51,25 @@ fn demo_exchanges_reports_and_refuses_both_attacks() {
     // both) and an STR (to US-BIS; JP-METI refuses it); JP-METI: an STR its policy
     // withholds from everyone. JP-METI also refuses the unregistered agency, DE-BAFA the
     // forged item.
-    // US-BIS's deliveries also hold the two versions of its watchlist, to DE-BAFA.
-    assert_eq!(counts("US-BIS"), [2, 5, 2, 0]);
+    // US-BIS's deliveries also hold the two versions of its watchlist, to DE-BAFA. Last,
+    // JP-METI sends an alert (to both) that DE-BAFA links with US-BIS's STR.
+    assert_eq!(counts("US-BIS"), [2, 5, 3, 0]);
     assert_eq!(summary["watchlist"]["converged"], true);
     assert_eq!(summary["watchlist"]["version"], 2);
     assert_eq!(summary["watchlist"]["withheld_from_jp_meti"], true);
     assert_eq!(summary["watchlist"]["screened_as_expected"], true);
-    assert_eq!(counts("DE-BAFA"), [2, 3, 2, 1]);
-    assert_eq!(counts("JP-METI"), [1, 0, 2, 2]);
+    // DE-BAFA's refusals: the forged item, then on its local listener the analyst's call
+    // that needs an operator and US-BIS's node certificate.
+    assert_eq!(counts("DE-BAFA"), [2, 3, 3, 3]);
+    assert_eq!(counts("JP-METI"), [2, 2, 2, 2]);
+    let analyst = &summary["analyst"];
+    assert_eq!(
+        analyst["search_found"], 3,
+        "the STRs of US-BIS and DE-BAFA, and JP-METI's alert"
+    );
+    assert_eq!(analyst["correlated"], true);
+    assert_eq!(analyst["operator_call_refused"], true);
+    assert_eq!(analyst["partner_certificate_refused"], true);
     for shown in [
         "redacted_fields_absent_at_receiver",
         "explicit_deny",

@@ -30,6 +30,10 @@ pub fn open_search(store: &Store) -> Result<SearchIndex, StoreError> {
     Ok(index)
 }
 
+/// Items read from the store between two takes of the index's write lock while the index
+/// is built.
+const BUILD_CHUNK: usize = 1_000;
+
 impl Shared {
     /// One page of the items that match `search`.
     pub fn search_items(&self, search: &Search) -> Result<Page, SearchError> {
@@ -38,6 +42,67 @@ impl Shared {
             Err(poisoned) => poisoned.into_inner(),
         };
         index.search(search)
+    }
+
+    /// Waits up to `patience` for the search index to cover every item stored before the
+    /// node started; false if it does not by then.
+    pub async fn search_ready(&self, patience: std::time::Duration) -> bool {
+        let mut ready = self.search_ready.subscribe();
+        tokio::time::timeout(patience, ready.wait_for(|r| *r))
+            .await
+            .is_ok_and(|r| r.is_ok())
+    }
+
+    /// Number of items in the search index.
+    pub fn search_len(&self) -> usize {
+        match self.search.read() {
+            Ok(index) => index.len(),
+            Err(poisoned) => poisoned.into_inner().len(),
+        }
+    }
+
+    /// The search index, for writing. A poisoned lock is taken over: the index's methods
+    /// do not panic, so a panic elsewhere while it was held left it whole.
+    pub(super) fn search_mut(&self) -> std::sync::RwLockWriteGuard<'_, SearchIndex> {
+        match self.search.write() {
+            Ok(index) => index,
+            Err(poisoned) => poisoned.into_inner(),
+        }
+    }
+
+    /// Adds every stored item to the search index, a chunk at a time (items are read and
+    /// decrypted outside the lock), then marks the index ready. Items stored meanwhile
+    /// are indexed as they arrive; an item met twice is indexed once. Runs on a blocking
+    /// thread at start-up.
+    pub(super) fn build_search_index(&self) {
+        let started = std::time::Instant::now();
+        let mut chunk: Vec<(Vec<u8>, StoredItem)> = Vec::with_capacity(BUILD_CHUNK);
+        let add = |chunk: &mut Vec<(Vec<u8>, StoredItem)>| {
+            let mut index = self.search_mut();
+            for (key, item) in chunk.drain(..) {
+                if let Some(report) = item.report() {
+                    index.insert(&key, &item.sender, item.stored_at_ms, report);
+                }
+            }
+        };
+        let walked = self.store.each_item(|key, item| {
+            chunk.push((key.to_vec(), item));
+            if chunk.len() == BUILD_CHUNK {
+                add(&mut chunk);
+            }
+        });
+        add(&mut chunk);
+        match walked {
+            Ok(()) => info!(
+                items = self.search_len(),
+                secs = started.elapsed().as_secs_f64(),
+                "search index built"
+            ),
+            Err(e) => {
+                error!(error = %e, "cannot read every item for the search index; searches miss the rest")
+            }
+        }
+        self.search_ready.send_replace(true);
     }
 
     /// Links a just-stored item to the held items of other agencies whose subjects match
@@ -56,10 +121,7 @@ impl Shared {
         let key = store::item_key(&id, sender);
         let threshold = self.screening_threshold();
         let mut links: BTreeMap<(Vec<u8>, String), Vec<pb::CorrelationEvidence>> = BTreeMap::new();
-        let mut index = match self.search.write() {
-            Ok(index) => index,
-            Err(poisoned) => poisoned.into_inner(),
-        };
+        let mut index = self.search_mut();
         for subject in &report.subjects {
             let subject_type = match pb::SubjectType::try_from(subject.r#type) {
                 Ok(pb::SubjectType::Unspecified) | Err(_) => None,
@@ -73,10 +135,7 @@ impl Shared {
                     limit: screen::MAX_REPORT_HITS,
                     min_score: threshold,
                 };
-                for m in index.subjects(&query) {
-                    if m.sender == sender || m.key == key {
-                        continue;
-                    }
+                for m in index.subjects(&query, sender) {
                     let evidence = links.entry((m.key, m.sender)).or_default();
                     if !evidence
                         .iter()

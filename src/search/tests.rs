@@ -172,12 +172,17 @@ fn a_subject_is_found_as_screening_finds_a_name() {
     assert_eq!(subject("Mueller Werkzeugbau"), [3]);
     assert_eq!(subject("Rosoboronexport"), [1]);
     assert!(subject("Completely Unrelated Name").is_empty());
-    let matches = index.subjects(&screen::Query::new("shahed aviation"));
+    let matches = index.subjects(&screen::Query::new("shahed aviation"), "JP-METI");
     assert!(
         matches
             .iter()
             .any(|m| m.sender == "DE-BAFA" && m.subject == 0)
     );
+    assert!(matches.iter().any(|m| m.sender == "US-BIS"));
+    // A sender's own items are left out.
+    let others = index.subjects(&screen::Query::new("shahed aviation"), "DE-BAFA");
+    assert!(!others.is_empty());
+    assert!(others.iter().all(|m| m.sender != "DE-BAFA"));
 }
 
 #[test]
