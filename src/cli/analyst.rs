@@ -164,27 +164,27 @@ pub(crate) async fn search(args: SearchArgs) -> CliResult {
     let config = Config::load(&args.config)?;
     let mut client = connect(&config).await?;
     // A stopped node: its index is built once for all pages.
-    let mut local = None;
+    let local = match client {
+        Some(_) => None,
+        None => {
+            let store = control::open_store(&config)?;
+            let index = node::build_search_index(&store)?;
+            Some((store, index))
+        }
+    };
     let mut items = Vec::new();
     let mut pages = 0;
     let next = loop {
-        let page = match client.as_mut() {
-            Some(client) => client
+        let page = match (client.as_mut(), local.as_ref()) {
+            (Some(client), _) => client
                 .search_items(request.clone())
                 .await
                 .map_err(|s| control::status_text(&s))?
                 .into_inner(),
-            None => {
-                if local.is_none() {
-                    let store = control::open_store(&config)?;
-                    let index = node::build_search_index(&store)?;
-                    local = Some((store, index));
-                }
-                let Some((store, index)) = local.as_ref() else {
-                    unreachable!("set just above")
-                };
+            (None, Some((store, index))) => {
                 control::search_items(store, &request, |s| index.search(s))?
             }
+            (None, None) => return Err("no running node and no store to read".into()),
         };
         pages += 1;
         items.extend(page.items);
@@ -232,7 +232,7 @@ pub(crate) async fn export(
                 control::record_query(store, "export", id);
                 control::get_item(store, id).map_err(|e| format!("item {id}: {e}"))?
             }
-            (None, None) => unreachable!("the store is opened when there is no client"),
+            (None, None) => return Err("no running node and no store to read".into()),
         };
         items.push(item);
     }
