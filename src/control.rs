@@ -34,6 +34,10 @@ mod screening;
 
 pub use screening::screen;
 
+mod keys;
+
+pub use keys::{rotate_keys, rotate_request as keys_request};
+
 /// Default and largest number of items `ListItems` returns.
 const LIST_DEFAULT: usize = 100;
 const LIST_MAX: usize = 10_000;
@@ -207,6 +211,15 @@ impl pb::control_server::Control for ControlService {
                 "policy reload refused; the previous policy stays in force:\n{errors}"
             ))),
         }
+    }
+
+    async fn rotate_keys(
+        &self,
+        request: Request<pb::RotateKeysRequest>,
+    ) -> Result<Response<pb::RotateKeysResponse>, Status> {
+        rotate_keys(&self.shared, request.into_inner())
+            .await
+            .map(Response::new)
     }
 }
 

@@ -26,7 +26,7 @@ use crate::{
     config::{Config, PartnerConfig},
     envelope,
     exchange::{self, DeliveryEvent, PeerService},
-    identity::{EncryptionKey, Identity, SigningKey},
+    identity::{EncryptionKey, SigningKey},
     pb,
     policy::{Decision, ItemFacts, PolicyError, PolicyErrors, PolicySet, PolicyWarning},
     report,
@@ -43,6 +43,10 @@ pub use lists::{ListError, Published};
 mod screening;
 
 pub use screening::{IndexBuilt, build_index};
+
+mod keys;
+
+pub use keys::{KeyError, LearnError, RotateRequest};
 
 /// Why a node could not start or act.
 #[derive(Debug, thiserror::Error)]
@@ -137,11 +141,10 @@ pub struct Submitted {
 pub struct Shared {
     /// The validated configuration.
     pub config: Config,
-    /// This node's agency id and private keys.
-    pub identity: Identity,
     /// The durable store.
     pub store: Store,
-    tls: TlsMaterial,
+    /// Own keys, partner keys and TLS material, replaceable while serving.
+    keys: keys::KeyState,
     policy: RwLock<Arc<PolicySet>>,
     notifiers: HashMap<String, Arc<Notify>>,
     deliveries: broadcast::Sender<DeliveryEvent>,
@@ -164,15 +167,11 @@ impl std::fmt::Debug for Shared {
 impl Shared {
     /// Loads keys and TLS material named by `config` and opens the store.
     pub fn open(config: Config) -> Result<Self, NodeError> {
-        let identity = Identity {
-            agency: config.agency.clone(),
-            signing: SigningKey::load(&config.signing_key)?,
-            encryption: EncryptionKey::load(&config.encryption_key)?,
-        };
-        let mut tls = TlsMaterial::load(&config.tls_cert, &config.tls_key, &config.tls_ca)?;
-        if let Some(crl) = &config.tls_crl {
-            tls = tls.with_crls(tls::load_crls(crl)?);
-        }
+        // The key files are checked before the store is opened, so that a bad key file
+        // is named even when the store cannot be opened.
+        SigningKey::load(&config.signing_key)?;
+        EncryptionKey::load(&config.encryption_key)?;
+        let tls = TlsMaterial::load(&config.tls_cert, &config.tls_key, &config.tls_ca)?;
         let found = tls.agency()?;
         if found != config.agency {
             return Err(NodeError::CertificateAgency {
@@ -189,8 +188,9 @@ impl Shared {
             &config.data_dir,
             &config.data_key,
             std::time::Duration::from_secs(5),
-        )?
-        .with_checkpoints(Arc::new(identity.signing.duplicate()));
+        )?;
+        let keys = keys::KeyState::open(&config, &store)?;
+        let store = store.with_checkpoints(keys.checkpoint_signer());
         let index = screening::open_index(&store)?;
         let notifiers = config
             .partners
@@ -198,9 +198,8 @@ impl Shared {
             .map(|p| (p.agency.clone(), Arc::new(Notify::new())))
             .collect();
         Ok(Self {
-            identity,
             store,
-            tls,
+            keys,
             policy: RwLock::new(Arc::new(policy)),
             notifiers,
             deliveries: broadcast::channel(1024).0,
@@ -367,6 +366,7 @@ impl Shared {
         };
         let kind = report.kind();
         let id = store::id16(&item.item_id);
+        let own = self.own_keys();
         let (mut sealed, mut withheld) = (Vec::new(), Vec::new());
         for partner in self
             .config
@@ -391,9 +391,9 @@ impl Shared {
                     }
                     .encode_to_vec();
                     let envelope = envelope::seal(
-                        &self.identity,
+                        &own.identity,
                         &partner.agency,
-                        &partner.keys,
+                        &self.sealing_keys(partner),
                         id,
                         kind,
                         item.created_at_ms,
@@ -567,11 +567,14 @@ impl Shared {
             Some(path) => Some(tls::load_certs(path)?),
             None => None,
         };
+        let pin = self
+            .partner_keys(&partner.agency)
+            .map_or(partner.cert_fingerprint, |held| held.tls_pin);
         Ok(tls::client_config(
-            &self.tls,
+            &self.tls_material(),
             ca.as_deref(),
             &partner.agency,
-            partner.cert_fingerprint,
+            pin,
         )?)
     }
 
@@ -591,7 +594,11 @@ impl Shared {
                 extra.extend(tls::load_certs(path)?);
             }
         }
-        Ok(tls::server_config(&self.tls, &extra)?)
+        Ok(tls::server_config_switched(
+            &self.tls_material(),
+            &extra,
+            self.cert_switch(),
+        )?)
     }
 }
 
