@@ -100,6 +100,8 @@ pub enum Action {
     KeyLearned,
     /// A partner applied this node's key announcement.
     KeyAnnounced,
+    /// Two items (or an item and a watchlist entry) were linked, or a link was closed.
+    Correlated,
 }
 
 impl Action {
@@ -123,6 +125,7 @@ impl Action {
             Action::KeyRotated => "key-rotated",
             Action::KeyLearned => "key-learned",
             Action::KeyAnnounced => "key-announced",
+            Action::Correlated => "correlated",
         }
     }
 }
@@ -716,6 +719,7 @@ mod tests {
             Action::ListMismatch,
             Action::ListPull,
             Action::Checkpoint,
+            Action::Correlated,
         ];
         let mut names: Vec<&str> = actions.iter().map(|a| a.name()).collect();
         names.sort_unstable();

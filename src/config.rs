@@ -118,8 +118,50 @@ pub struct Config {
     pub screening: Screening,
     /// Limits on what partners may send.
     pub limits: Limits,
+    /// The local listener for the agency's own analysts and operators, if configured.
+    pub local: Option<Local>,
     /// Registered partners, in file order.
     pub partners: Vec<PartnerConfig>,
+}
+
+/// What a caller on the local listener may do.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
+pub enum Role {
+    /// May query (list, show, search, screen, correlations) and submit reports.
+    Analyst,
+    /// May also share items again, reload the policy, publish watchlists and read the
+    /// audit log.
+    Operator,
+}
+
+impl Role {
+    /// The role named `name` ("analyst" or "operator", in any case).
+    pub fn parse(name: &str) -> Option<Self> {
+        match name.trim().to_ascii_lowercase().as_str() {
+            "analyst" => Some(Self::Analyst),
+            "operator" => Some(Self::Operator),
+            _ => None,
+        }
+    }
+
+    /// The role's name.
+    pub fn name(self) -> &'static str {
+        match self {
+            Self::Analyst => "analyst",
+            Self::Operator => "operator",
+        }
+    }
+}
+
+/// `[local]`: the listener for the agency's own people, separate from the peer listener.
+#[derive(Debug, Clone)]
+pub struct Local {
+    /// Address it binds.
+    pub listen: SocketAddr,
+    /// CA certificates (PEM) of the agency's staff CA, which issues personal certificates.
+    pub ca: PathBuf,
+    /// Roles by certificate common name; they take precedence over the certificate's OU.
+    pub users: std::collections::BTreeMap<String, Role>,
 }
 
 /// Delivery tuning.
@@ -269,8 +311,18 @@ struct RawConfig {
     screening: RawScreening,
     #[serde(default)]
     limits: RawLimits,
+    local: Option<RawLocal>,
     #[serde(default)]
     partners: Vec<RawPartner>,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawLocal {
+    listen: Spanned<String>,
+    ca: String,
+    #[serde(default)]
+    users: std::collections::BTreeMap<String, Spanned<String>>,
 }
 
 #[derive(Deserialize, Default)]
@@ -425,6 +477,7 @@ impl Validator<'_> {
                 1..=86_400,
             )? as u32,
         };
+        let local = raw.local.as_ref().map(|l| self.local(l)).transpose()?;
         let mut partners: Vec<PartnerConfig> = Vec::new();
         for (i, p) in raw.partners.into_iter().enumerate() {
             let at = p.agency.clone();
@@ -456,7 +509,34 @@ impl Validator<'_> {
             delivery,
             screening,
             limits,
+            local,
             partners,
+        })
+    }
+
+    fn local(&self, raw: &RawLocal) -> Result<Local, ConfigError> {
+        let listen = raw.listen.get_ref().parse().map_err(|_| {
+            self.invalid(
+                &raw.listen,
+                "local.listen",
+                "an address such as \"127.0.0.1:7443\"",
+            )
+        })?;
+        let mut users = std::collections::BTreeMap::new();
+        for (name, role) in &raw.users {
+            let parsed = Role::parse(role.get_ref()).ok_or_else(|| {
+                self.invalid(
+                    role,
+                    &format!("local.users.{name}"),
+                    "\"analyst\" or \"operator\"",
+                )
+            })?;
+            users.insert(name.clone(), parsed);
+        }
+        Ok(Local {
+            listen,
+            ca: self.path(&raw.ca),
+            users,
         })
     }
 

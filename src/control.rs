@@ -1,22 +1,41 @@
 //! The local control service: how the `entente` command acts on a running node.
 //!
 //! sled locks its directory, so while `entente serve` runs no other process can open the
-//! store. The node therefore listens on a Unix domain socket, `control.sock` in its data
-//! directory, created with mode 0600: only the operating-system user that runs the node
-//! (and root) can connect, and that user can read the node's keys anyway. The CLI tries
-//! the socket first and, when no node is running, opens the store itself.
+//! store. The node therefore serves the control service in two places:
+//!
+//! - a Unix domain socket, `control.sock` in its data directory, created with mode 0600:
+//!   only the operating-system user that runs the node (and root) can connect, and that
+//!   user can read the node's keys anyway, so it acts as an operator (`local` in the
+//!   audit log);
+//! - the local listener (`[local]`, see [`crate::local`]), over mutual TLS, where each
+//!   analyst or operator presents a personal certificate and gets the role it carries.
+//!
+//! Both go through [`Authorized`], the one place that decides whether a call may proceed
+//! and under which name its audit entries are written. The CLI uses the local listener
+//! when given a user certificate, else the socket and, when no node is running, opens the
+//! store itself.
 
-use std::{path::PathBuf, sync::Arc};
+use std::{
+    path::PathBuf,
+    sync::Arc,
+    task::{Context, Poll},
+};
 
 use tokio::{net::UnixListener, sync::watch};
 use tokio_stream::wrappers::UnixListenerStream;
 use tonic::{Request, Response, Status};
 
 use crate::{
+    audit::{Action, Event},
+    config::{Local, Role},
     node::{NodeError, Shared},
     pb::{self, control_client::ControlClient, control_server::ControlServer},
     store,
 };
+
+mod analyst;
+
+pub use analyst::{close_correlation, correlations, search_items};
 
 mod audit;
 
@@ -37,6 +56,10 @@ pub use screening::screen;
 mod keys;
 
 pub use keys::{rotate_keys, rotate_request as keys_request};
+
+/// How long a search waits for the search index to be built after start-up before it
+/// is refused as unavailable.
+const SEARCH_PATIENCE: std::time::Duration = std::time::Duration::from_secs(5);
 
 /// Default and largest number of items `ListItems` returns.
 const LIST_DEFAULT: usize = 100;
@@ -75,11 +98,7 @@ pub async fn serve(
     let path = socket_path(&shared.config.data_dir);
     let (health, reflection) = crate::node::health_and_reflection("entente.v1.Control").await;
     let result = tonic::transport::Server::builder()
-        .add_service(
-            ControlServer::new(ControlService { shared })
-                .max_decoding_message_size(MAX_CONTROL_MESSAGE)
-                .max_encoding_message_size(MAX_CONTROL_MESSAGE),
-        )
+        .add_service(service(shared, Access::Socket))
         .add_service(health)
         .add_optional_service(reflection)
         .serve_with_incoming_shutdown(UnixListenerStream::new(listener), async move {
@@ -92,7 +111,178 @@ pub async fn serve(
     let _ = std::fs::remove_file(path);
 }
 
-struct ControlService {
+/// Where a control call came from, which decides who the caller is.
+#[derive(Debug, Clone)]
+pub enum Access {
+    /// The Unix socket: the operating-system user that runs the node, an operator.
+    Socket,
+    /// The local listener: the user named by the client certificate, under these settings.
+    Listener(Arc<Local>),
+}
+
+/// The caller of the control call being served.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct CallerInfo {
+    /// The name audit entries are written under: `local`, or `user:NAME`.
+    pub audit_name: String,
+    /// The certificate's common name, or `local`.
+    pub name: String,
+    /// The caller's role.
+    pub role: Role,
+}
+
+impl CallerInfo {
+    fn local() -> Self {
+        Self {
+            audit_name: "local".into(),
+            name: "local".into(),
+            role: Role::Operator,
+        }
+    }
+}
+
+tokio::task_local! {
+    static CALLER: CallerInfo;
+}
+
+/// The caller of the control call being served; `local` (an operator) outside a call,
+/// as when a command reads a stopped node's store itself.
+pub fn current_caller() -> CallerInfo {
+    CALLER
+        .try_with(Clone::clone)
+        .unwrap_or_else(|_| CallerInfo::local())
+}
+
+/// The control service as served in `access`, behind its access check.
+pub fn service(shared: Arc<Shared>, access: Access) -> Authorized<ControlServer<ControlService>> {
+    let inner = ControlServer::new(ControlService {
+        shared: shared.clone(),
+    })
+    .max_decoding_message_size(MAX_CONTROL_MESSAGE)
+    .max_encoding_message_size(MAX_CONTROL_MESSAGE);
+    Authorized {
+        inner,
+        access,
+        shared,
+    }
+}
+
+/// The control service behind its access check: it names the caller of each call, refuses
+/// (and records) a call the caller's role does not allow, and serves the others with the
+/// caller known to the handlers ([`current_caller`]).
+#[derive(Clone)]
+pub struct Authorized<S> {
+    inner: S,
+    access: Access,
+    shared: Arc<Shared>,
+}
+
+impl<S: tonic::server::NamedService> tonic::server::NamedService for Authorized<S> {
+    const NAME: &'static str = S::NAME;
+}
+
+impl<S, B> tower::Service<http::Request<B>> for Authorized<S>
+where
+    S: tower::Service<http::Request<B>, Response = http::Response<tonic::body::Body>>
+        + Clone
+        + Send
+        + 'static,
+    S::Future: Send + 'static,
+    B: Send + 'static,
+{
+    type Response = S::Response;
+    type Error = S::Error;
+    type Future = std::pin::Pin<
+        Box<dyn std::future::Future<Output = Result<Self::Response, Self::Error>> + Send>,
+    >;
+
+    fn poll_ready(&mut self, cx: &mut Context<'_>) -> Poll<Result<(), Self::Error>> {
+        self.inner.poll_ready(cx)
+    }
+
+    fn call(&mut self, request: http::Request<B>) -> Self::Future {
+        let method = request
+            .uri()
+            .path()
+            .rsplit('/')
+            .next()
+            .unwrap_or_default()
+            .to_owned();
+        let caller = match self.caller(&request, &method) {
+            Ok(caller) => caller,
+            Err(status) => return Box::pin(async move { Ok(status.into_http()) }),
+        };
+        // The service that was polled ready serves this call; a clone takes its place.
+        let clone = self.inner.clone();
+        let mut inner = std::mem::replace(&mut self.inner, clone);
+        Box::pin(CALLER.scope(caller, async move { inner.call(request).await }))
+    }
+}
+
+impl<S> Authorized<S> {
+    /// Who is calling, if the call may proceed.
+    fn caller<B>(&self, request: &http::Request<B>, method: &str) -> Result<CallerInfo, Status> {
+        let Access::Listener(local) = &self.access else {
+            return Ok(CallerInfo::local());
+        };
+        let certs = request
+            .extensions()
+            .get::<tonic::transport::server::TlsConnectInfo<tonic::transport::server::TcpConnectInfo>>()
+            .and_then(|info| info.peer_certs());
+        let peer = request
+            .extensions()
+            .get::<tonic::transport::server::TlsConnectInfo<tonic::transport::server::TcpConnectInfo>>()
+            .and_then(|info| info.get_ref().remote_addr())
+            .map_or_else(|| "unknown".to_owned(), |a| a.to_string());
+        let leaf = certs.as_ref().and_then(|c| c.first().cloned());
+        let caller = leaf
+            .ok_or_else(|| "no client certificate".to_owned())
+            .and_then(|der| crate::local::caller(&der, local));
+        let refuse = |who: &str, reason: String| {
+            metrics::counter!(crate::metrics::ACCESS_DENIED, "method" => method.to_owned())
+                .increment(1);
+            self.shared.record(Event::new(
+                Action::Refused,
+                who,
+                "",
+                format!("local listener {method}: {reason}"),
+            ));
+            tracing::warn!(
+                peer = who,
+                method,
+                reason,
+                "refused a call on the local listener"
+            );
+        };
+        match caller {
+            Err(reason) => {
+                refuse(&peer, reason.clone());
+                Err(Status::unauthenticated(format!("refused: {reason}")))
+            }
+            Ok(caller) => {
+                let needed = crate::local::required_role(method);
+                if caller.role < needed {
+                    let reason = format!(
+                        "{} has the {} role; {method} needs the {} role",
+                        caller.name,
+                        caller.role.name(),
+                        needed.name()
+                    );
+                    refuse(&caller.audit_name(), reason.clone());
+                    return Err(Status::permission_denied(reason));
+                }
+                Ok(CallerInfo {
+                    audit_name: caller.audit_name(),
+                    name: caller.name,
+                    role: caller.role,
+                })
+            }
+        }
+    }
+}
+
+/// The control service's handlers.
+pub struct ControlService {
     shared: Arc<Shared>,
 }
 
@@ -199,6 +389,53 @@ impl pb::control_server::Control for ControlService {
         Ok(Response::new(found))
     }
 
+    async fn search_items(
+        &self,
+        request: Request<pb::SearchItemsRequest>,
+    ) -> Result<Response<pb::SearchItemsResponse>, Status> {
+        let shared = &self.shared;
+        if !shared.search_ready(SEARCH_PATIENCE).await {
+            return Err(Status::unavailable(format!(
+                "the search index is still being built after start-up ({} items so far); try again shortly",
+                shared.search_len()
+            )));
+        }
+        let found = search_items(&shared.store, &request.into_inner(), |s| {
+            shared.search_items(s)
+        })
+        .map_err(|e| Status::invalid_argument(e.to_string()))?;
+        Ok(Response::new(found))
+    }
+
+    async fn list_correlations(
+        &self,
+        request: Request<pb::ListCorrelationsRequest>,
+    ) -> Result<Response<pb::ListCorrelationsResponse>, Status> {
+        let found = correlations(&self.shared.store, &request.into_inner()).map_err(status)?;
+        Ok(Response::new(found))
+    }
+
+    async fn close_correlation(
+        &self,
+        request: Request<pb::CloseCorrelationRequest>,
+    ) -> Result<Response<pb::Correlation>, Status> {
+        let closed =
+            close_correlation(&self.shared.store, &request.into_inner()).map_err(status)?;
+        Ok(Response::new(closed))
+    }
+
+    async fn who_am_i(
+        &self,
+        _request: Request<pb::WhoAmIRequest>,
+    ) -> Result<Response<pb::WhoAmIResponse>, Status> {
+        let caller = current_caller();
+        Ok(Response::new(pb::WhoAmIResponse {
+            name: caller.name,
+            role: caller.role.name().to_owned(),
+            agency: self.shared.config.agency.clone(),
+        }))
+    }
+
     async fn reload_policy(
         &self,
         _request: Request<pb::ReloadPolicyRequest>,
@@ -223,11 +460,27 @@ impl pb::control_server::Control for ControlService {
     }
 }
 
+/// A status as the CLI shows it: its message, and what its code means for the user.
+pub fn status_text(status: &Status) -> String {
+    match status.code() {
+        tonic::Code::Unavailable => format!("not reachable ({})", status.message()),
+        tonic::Code::Unauthenticated | tonic::Code::PermissionDenied => {
+            format!("refused: {}", status.message())
+        }
+        _ => status.message().to_owned(),
+    }
+}
+
 /// Maps a node error to the status the CLI shows.
 fn status(e: NodeError) -> Status {
     match e {
         NodeError::Report(e) => Status::invalid_argument(e.to_string()),
-        NodeError::NoSuchItem(_) => Status::not_found(e.to_string()),
+        NodeError::NoSuchItem(_) | NodeError::Store(store::StoreError::NoSuchCorrelation) => {
+            Status::not_found(e.to_string())
+        }
+        NodeError::Store(store::StoreError::CorrelationClosed) => {
+            Status::failed_precondition(e.to_string())
+        }
         NodeError::List(crate::node::ListError::NoSuchList(_)) => Status::not_found(e.to_string()),
         NodeError::List(
             crate::node::ListError::Name(_)
@@ -248,13 +501,15 @@ pub fn submit_response(s: crate::node::Submitted) -> pb::SubmitReportResponse {
     }
 }
 
-/// Records a query in the audit log. Whoever reaches the control socket or the store
-/// is the operating-system user that runs the node, so the entry names the local host.
+/// Records a query in the audit log under the caller's name ([`current_caller`]): `local`
+/// for the control socket or a command reading the store itself, `user:NAME` on the local
+/// listener.
 pub fn record_query(store: &store::Store, what: &str, detail: &str) {
     metrics::counter!(crate::metrics::QUERIES, "kind" => what.to_owned()).increment(1);
+    let caller = current_caller();
     let event = crate::audit::Event::new(
         crate::audit::Action::Query,
-        "local",
+        &caller.audit_name,
         "",
         format!("{what} {detail}").trim_end().to_owned(),
     );
@@ -292,10 +547,21 @@ pub fn get_item(store: &store::Store, item_id: &str) -> Result<pb::GetItemRespon
         .or_else(|| copies.first())
         .ok_or_else(|| NodeError::NoSuchItem(item_id.to_owned()))?;
     let screening = store.screening(&id, &item.sender)?;
+    let signature = if item.own {
+        "own: not signed until it is sealed for a partner".to_owned()
+    } else {
+        format!(
+            "verified: signed by {}'s registered key, checked on receipt; envelope digest {}",
+            item.sender,
+            hex::encode(&item.envelope_digest)
+        )
+    };
     Ok(pb::GetItemResponse {
         summary: Some(summary(store, item)?),
         report: item.report().cloned(),
         screening_hits: screening.map(|s| s.hits).unwrap_or_default(),
+        correlations: store.item_correlations(&id)?,
+        signature,
     })
 }
 

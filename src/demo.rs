@@ -336,6 +336,9 @@ async fn start_nodes(material: &Path, scratch: &Path) -> DemoResult<Vec<Node>> {
         config.data_dir = scratch.join(agency.to_ascii_lowercase());
         let listener = TcpListener::bind("127.0.0.1:0").await?;
         config.listen = listener.local_addr()?;
+        if let Some(local) = &mut config.local {
+            local.listen = "127.0.0.1:0".parse()?;
+        }
         configs.push(config);
         listeners.push(listener);
     }

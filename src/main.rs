@@ -21,6 +21,15 @@ mod cli;
 struct Cli {
     #[command(subcommand)]
     command: Command,
+    /// Your personal certificate (PEM) from the agency's staff CA. With --user-key, a
+    /// command reaches the running node through its local listener (`[local]`) with the
+    /// role your certificate carries; without them, through the node's control socket,
+    /// which only the node's own operating-system user can open.
+    #[arg(long, global = true, env = "ENTENTE_USER_CERT", value_name = "FILE")]
+    user_cert: Option<PathBuf>,
+    /// The private key (PEM) of --user-cert.
+    #[arg(long, global = true, env = "ENTENTE_USER_KEY", value_name = "FILE")]
+    user_key: Option<PathBuf>,
 }
 
 #[derive(Subcommand)]
@@ -51,6 +60,16 @@ pub(crate) enum Command {
     /// hash chain and signed checkpoints.
     #[command(subcommand)]
     Audit(cli::audit::AuditCommand),
+    /// Links between held items whose subjects match (across agencies) or match a
+    /// watchlist entry, with the evidence; the open ones unless --all. Close one after
+    /// review with --close ID --note TEXT.
+    Correlations(cli::CorrelationsArgs),
+    /// Who the node takes you to be, and your role.
+    Whoami {
+        /// The node's config file.
+        #[arg(long, short, env = "ENTENTE_CONFIG")]
+        config: PathBuf,
+    },
     /// Make certificates.
     #[command(subcommand)]
     Certs(CertsCommand),
@@ -151,6 +170,31 @@ pub(crate) enum ReportCommand {
         #[arg(long)]
         json: bool,
     },
+    /// Find items: by subject name (fuzzy, as screening matches), sender, kind, TLP,
+    /// subject or route country, control-list entry, HS prefix, time received and free
+    /// text. Newest first, one page at a time; --all prints every page.
+    ///
+    /// Example: entente report search --config entente.toml --subject "Shahed Aviation"
+    /// --route-country AE --since 2026-11-01
+    Search(Box<cli::SearchArgs>),
+    /// Write held items as a STIX 2.1 bundle (identities, reports, subjects, locations,
+    /// relationships, TLP markings) for a threat-intelligence platform.
+    ///
+    /// Example: entente report export --config entente.toml --format stix --out b.json ID
+    Export {
+        /// The node's config file.
+        #[arg(long, short, env = "ENTENTE_CONFIG")]
+        config: PathBuf,
+        /// The format.
+        #[arg(long, value_enum, default_value = "stix")]
+        format: cli::ExportFormat,
+        /// Write to this file instead of standard output.
+        #[arg(long)]
+        out: Option<PathBuf>,
+        /// The item ids (as `report list` or `report search` show them).
+        #[arg(required = true)]
+        ids: Vec<String>,
+    },
     /// Run the sharing policy again for a held item (own or received) and queue it for
     /// every partner that may now have it. A received item stays bound by its
     /// originator's marking (the third-party rule).
@@ -204,6 +248,39 @@ pub(crate) enum CertsCommand {
         /// Directory to write into.
         dir: PathBuf,
     },
+    /// Make the agency's staff CA, which the local listener (`[local] ca`) trusts for
+    /// analysts' and operators' personal certificates. Keep it apart from the
+    /// federation's CA: a partner must never be able to issue a certificate for your staff.
+    StaffCa {
+        /// Your agency id.
+        #[arg(long)]
+        agency: String,
+        /// Directory to write ca.crt and ca.key into.
+        #[arg(long)]
+        dir: PathBuf,
+    },
+    /// Issue a personal certificate for the local listener, from the staff CA: CN = the
+    /// person's name, OU = the role. Writes DIR/NAME.crt and DIR/NAME.key.
+    ///
+    /// Example: entente certs user --ca-cert staff/ca.crt --ca-key staff/ca.key --name
+    /// j.smith --role analyst --dir staff
+    User {
+        /// The staff CA certificate (PEM).
+        #[arg(long)]
+        ca_cert: PathBuf,
+        /// The staff CA private key (PEM).
+        #[arg(long)]
+        ca_key: PathBuf,
+        /// The person's name (the certificate's CN; the audit log records it).
+        #[arg(long)]
+        name: String,
+        /// analyst (query and submit) or operator (everything).
+        #[arg(long)]
+        role: String,
+        /// Directory to write into.
+        #[arg(long)]
+        dir: PathBuf,
+    },
     /// Write a certificate revocation list, signed by the federation CA, that revokes the
     /// given node certificates. Put it in each node's `[tls] crl` (and reload by restarting):
     /// a revoked certificate is then refused at the TLS handshake, whichever side shows it.
@@ -248,7 +325,11 @@ fn main() -> ExitCode {
             return ExitCode::FAILURE;
         }
     };
-    match runtime.block_on(cli::run(cli.command)) {
+    let run = async {
+        cli::set_user(cli.user_cert, cli.user_key)?;
+        cli::run(cli.command).await
+    };
+    match runtime.block_on(run) {
         Ok(()) => ExitCode::SUCCESS,
         Err(e) => {
             eprintln!("error: {e}");

@@ -35,6 +35,10 @@ pub const OUTBOX_DEPTH: &str = "entente_outbox_depth";
 pub const WATCHLIST_VERSION: &str = "entente_watchlist_version";
 /// Queries on the control socket (lists, shows, screenings, audit searches), by `kind`.
 pub const QUERIES: &str = "entente_queries_total";
+/// Links made between items whose subjects match, or an item and a watchlist entry.
+pub const CORRELATIONS: &str = "entente_correlations_total";
+/// Calls refused on the local listener for want of a role, by `method`.
+pub const ACCESS_DENIED: &str = "entente_local_access_denied_total";
 
 /// How often the gauges read from the store are refreshed.
 pub const GAUGE_INTERVAL: Duration = Duration::from_secs(5);
@@ -82,7 +86,18 @@ fn describe() {
         WATCHLIST_VERSION,
         "Version of each watchlist the node holds."
     );
-    describe_counter!(QUERIES, "Queries on the local control socket.");
+    describe_counter!(
+        QUERIES,
+        "Queries on the control socket and the local listener."
+    );
+    describe_counter!(
+        CORRELATIONS,
+        "Links made between items whose subjects match, or an item and a watchlist entry."
+    );
+    describe_counter!(
+        ACCESS_DENIED,
+        "Calls on the local listener refused because the caller's role does not allow them."
+    );
 }
 
 /// Sets the gauges that are read from the store: outbox depth per partner and the

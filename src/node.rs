@@ -48,6 +48,10 @@ mod keys;
 
 pub use keys::{KeyError, LearnError, RotateRequest};
 
+mod analysis;
+
+pub use analysis::open_search as build_search_index;
+
 /// Why a node could not start or act.
 #[derive(Debug, thiserror::Error)]
 pub enum NodeError {
@@ -154,6 +158,10 @@ pub struct Shared {
     pulls: lists::PullQueue,
     /// The names of every watchlist entry held, for screening.
     screening: RwLock<ScreeningIndex>,
+    /// What analysts search the held items by.
+    search: RwLock<crate::search::SearchIndex>,
+    /// True once the search index covers every item stored before the node started.
+    search_ready: watch::Sender<bool>,
 }
 
 impl std::fmt::Debug for Shared {
@@ -165,8 +173,19 @@ impl std::fmt::Debug for Shared {
 }
 
 impl Shared {
-    /// Loads keys and TLS material named by `config` and opens the store.
+    /// Loads keys and TLS material named by `config`, opens the store and builds the
+    /// search index over it (for a command acting on a stopped node).
     pub fn open(config: Config) -> Result<Self, NodeError> {
+        let shared = Self::open_unindexed(config)?;
+        let index = analysis::open_search(&shared.store)?;
+        *shared.search_mut() = index;
+        shared.search_ready.send_replace(true);
+        Ok(shared)
+    }
+
+    /// Like [`Shared::open`], but leaves the search index empty: [`Node::start_on`] builds
+    /// it in the background, so that a node holding many items starts serving at once.
+    fn open_unindexed(config: Config) -> Result<Self, NodeError> {
         // The key files are checked before the store is opened, so that a bad key file
         // is named even when the store cannot be opened.
         SigningKey::load(&config.signing_key)?;
@@ -207,6 +226,8 @@ impl Shared {
             ids: Mutex::new(ulid::Generator::new()),
             pulls: lists::PullQueue::new(),
             screening: RwLock::new(index),
+            search: RwLock::new(crate::search::SearchIndex::new()),
+            search_ready: watch::channel(false).0,
             config,
         })
     }
@@ -342,7 +363,8 @@ impl Shared {
         };
         let (sealed, withheld) = self.decide_and_seal(&stored, &[])?;
         self.store.submit(&stored, &sealed, &withheld)?;
-        self.screen_stored(&self.config.agency, &stored);
+        let hits = self.screen_stored(&self.config.agency, &stored);
+        self.analyse_stored(&self.config.agency, &stored, &hits);
         Ok(submitted(&stored, &sealed, &withheld))
     }
 
@@ -691,6 +713,7 @@ pub fn load_policy(config: &Config) -> Result<(PolicySet, Vec<PolicyWarning>), P
 pub struct Node {
     shared: Arc<Shared>,
     addr: SocketAddr,
+    local_addr: Option<SocketAddr>,
     stop: watch::Sender<bool>,
     tasks: JoinSet<()>,
 }
@@ -716,7 +739,8 @@ impl Node {
             addr: config.listen,
             source,
         })?;
-        let shared = Arc::new(Shared::open(config)?);
+        let shared = Arc::new(Shared::open_unindexed(config)?);
+        tasks_before_start(&shared);
         let server_config = shared.server_config()?;
         let (stop, stopped) = watch::channel(false);
         let mut tasks = JoinSet::new();
@@ -732,6 +756,28 @@ impl Node {
             control,
             stopped.clone(),
         ));
+        let local_addr = match shared.config.local.clone() {
+            Some(local) => {
+                let listener = crate::local::bind(&local).await?;
+                let local_addr = listener.local_addr().map_err(|source| NodeError::Listen {
+                    addr: local.listen,
+                    source,
+                })?;
+                let config = crate::local::server_config(
+                    &shared.tls_material(),
+                    &local,
+                    shared.cert_switch(),
+                )?;
+                tasks.spawn(crate::local::serve(
+                    shared.clone(),
+                    listener,
+                    config,
+                    stopped.clone(),
+                ));
+                Some(local_addr)
+            }
+            None => None,
+        };
         tasks.spawn(exchange::run_pulls(shared.clone(), stopped.clone()));
         tasks.spawn(refresh_gauges(shared.clone(), stopped.clone()));
         for partner in shared.config.partners.clone() {
@@ -745,6 +791,7 @@ impl Node {
         Ok(Self {
             shared,
             addr,
+            local_addr,
             stop,
             tasks,
         })
@@ -753,6 +800,11 @@ impl Node {
     /// The address the peer listener is bound to.
     pub fn addr(&self) -> SocketAddr {
         self.addr
+    }
+
+    /// The address the local listener is bound to, if `[local]` is configured.
+    pub fn local_addr(&self) -> Option<SocketAddr> {
+        self.local_addr
     }
 
     /// The node's shared state.
@@ -771,6 +823,13 @@ impl Node {
         let _ = self.shared.store.flush().await;
         info!(agency = %self.shared.config.agency, "node stopped");
     }
+}
+
+/// Starts what a serving node does in the background from the first moment: the build
+/// of the search index over the items already stored.
+fn tasks_before_start(shared: &Arc<Shared>) {
+    let shared = shared.clone();
+    tokio::task::spawn_blocking(move || shared.build_search_index());
 }
 
 /// Keeps the gauges read from the store (outbox depths, list versions) current until

@@ -38,6 +38,8 @@ const DAY: Duration = Duration::from_secs(24 * 60 * 60);
 const NODE_CERT_DAYS: u32 = 2 * 365;
 /// Validity of a CA certificate: longer than any node certificate it issues.
 const CA_CERT_DAYS: u32 = 10 * 365;
+/// Validity of a user's certificate for the local listener.
+const USER_CERT_DAYS: u32 = 365;
 
 /// Errors while generating or writing node material.
 #[derive(Debug, thiserror::Error)]
@@ -53,6 +55,10 @@ pub enum SetupError {
         /// The cause.
         source: rcgen::Error,
     },
+    /// A user name for a personal certificate is empty, too long or has control
+    /// characters.
+    #[error("user name {0:?}: expected 1 to 64 characters, no control characters")]
+    BadUserName(String),
     /// A host name given for the certificate is neither an IP address nor a DNS name.
     #[error("host {0:?} is neither an IP address nor a DNS name (letters, digits, '-', '.')")]
     BadHost(String),
@@ -314,6 +320,72 @@ pub fn issue_node_cert(ca: &Ca, agency: &str, hosts: &[String]) -> Result<Issued
     })
 }
 
+/// A personal certificate for one of the agency's own people, for the local listener:
+/// CN = `name`, OU = `role` ("analyst" or "operator"), EKU clientAuth, no agency SAN (the
+/// local listener refuses certificates that name an agency). Issued by the agency's staff
+/// CA, never the federation's. Valid from a day ago for one year.
+pub fn issue_user_cert(
+    ca: &Ca,
+    name: &str,
+    role: crate::config::Role,
+) -> Result<IssuedCert, SetupError> {
+    let name = name.trim();
+    if name.is_empty() || name.len() > 64 || name.chars().any(char::is_control) {
+        return Err(SetupError::BadUserName(name.to_owned()));
+    }
+    let key = generate_key("user key")?;
+    let mut params = CertificateParams::default();
+    params.distinguished_name = DistinguishedName::new();
+    params.distinguished_name.push(DnType::CommonName, name);
+    params
+        .distinguished_name
+        .push(DnType::OrganizationalUnitName, role.name());
+    params.is_ca = IsCa::ExplicitNoCa;
+    params.key_usages = vec![KeyUsagePurpose::DigitalSignature];
+    params.extended_key_usages = vec![ExtendedKeyUsagePurpose::ClientAuth];
+    params.use_authority_key_identifier_extension = true;
+    set_validity(&mut params, USER_CERT_DAYS);
+    let cert = params
+        .signed_by(&key, &ca.issuer)
+        .map_err(generate_error("user certificate"))?;
+    Ok(IssuedCert {
+        cert_pem: cert.pem(),
+        key_pem: key.serialize_pem(),
+    })
+}
+
+/// Writes `name`'s certificate and key as `DIR/NAME.crt` and `DIR/NAME.key` (mode 0600),
+/// refusing to replace either.
+pub fn write_user_cert(
+    dir: &Path,
+    ca: &Ca,
+    name: &str,
+    role: crate::config::Role,
+) -> Result<(PathBuf, PathBuf), SetupError> {
+    let issued = issue_user_cert(ca, name, role)?;
+    create_dir(dir)?;
+    let file = name.trim().replace(
+        |c: char| !c.is_ascii_alphanumeric() && c != '-' && c != '.',
+        "_",
+    );
+    let (cert, key) = (
+        dir.join(format!("{file}.crt")),
+        dir.join(format!("{file}.key")),
+    );
+    write_new(&cert, issued.cert_pem.as_bytes())?;
+    write_private(&key, &Zeroizing::new(issued.key_pem))?;
+    Ok((cert, key))
+}
+
+/// Writes a new staff CA (`DIR/ca.crt`, `DIR/ca.key`) for the local listener's `[local] ca`.
+pub fn write_staff_ca(dir: &Path, agency: &str) -> Result<Ca, SetupError> {
+    let ca = Ca::generate(&format!("{agency} staff CA"))?;
+    create_dir(dir)?;
+    write_new(&dir.join("ca.crt"), ca.cert_pem.as_bytes())?;
+    write_private(&dir.join("ca.key"), &ca.key_pem())?;
+    Ok(ca)
+}
+
 fn node_sans(agency: &str, hosts: &[String]) -> Result<Vec<SanType>, SetupError> {
     let uri = format!("{AGENCY_URI_PREFIX}{agency}");
     let mut sans = vec![
@@ -497,7 +569,7 @@ pub fn init_node(dir: &Path, options: &InitOptions) -> Result<InitSummary, Setup
     node.write_public(layout::PUBLIC, &public_entry_file(&node.entry))?;
     node.write_public(layout::POLICY, POLICY_TEMPLATE)?;
     // The config last: its presence marks a complete node.
-    let config = node_config(&node, NODE_HEADER, &[]) + PARTNER_TEMPLATE;
+    let config = node_config(&node, NODE_HEADER, &[], None) + LOCAL_TEMPLATE + PARTNER_TEMPLATE;
     node.write_public(layout::CONFIG, &config)?;
     Ok(InitSummary {
         config: dir.join(layout::CONFIG),
@@ -690,7 +762,12 @@ version = 1
 "#;
 
 /// The text of a node's `entente.toml` with the given partners.
-fn node_config(node: &NodeDir, header: &str, partners: &[&PartnerEntry]) -> String {
+fn node_config(
+    node: &NodeDir,
+    header: &str,
+    partners: &[&PartnerEntry],
+    local: Option<SocketAddr>,
+) -> String {
     let mut text = format!(
         "{header}\n[node]\nagency = {}\ndata_dir = \"data\"\nlisten = {}\npolicy = {}\n\n\
          [keys]\nsigning = {}\nencryption = {}\ndata = {}\n\n[tls]\ncert = {}\nkey = {}\nca = {}\n",
@@ -704,6 +781,15 @@ fn node_config(node: &NodeDir, header: &str, partners: &[&PartnerEntry]) -> Stri
         quoted(layout::KEY),
         quoted(layout::CA_CERT),
     );
+    if let Some(listen) = local {
+        text.push_str(&format!(
+            "\n# The local listener for this agency's analysts and operators (mutual TLS with\n\
+             # personal certificates from the staff CA; see docs/analyst-guide.md).\n\
+             [local]\nlisten = {}\nca = {}\n",
+            quoted(&listen.to_string()),
+            quoted(STAFF_CA_CERT),
+        ));
+    }
     for entry in partners {
         text.push('\n');
         text.push_str(&partner_block(entry));
@@ -734,6 +820,23 @@ fn public_entry_file(entry: &PartnerEntry) -> String {
         agency = entry.agency,
     )
 }
+
+/// The staff CA certificate, relative to a node's directory.
+const STAFF_CA_CERT: &str = "staff/ca.crt";
+
+/// The `[local]` section of a new node's config, commented out until the agency has a
+/// staff CA.
+const LOCAL_TEMPLATE: &str = r#"
+# The local listener, for this agency's analysts and operators: mutual TLS with personal
+# certificates from the agency's staff CA (never the federation's CA). Make the CA with
+# `entente certs staff-ca --agency AGENCY --dir staff` and a certificate for each person
+# with `entente certs user`; see docs/analyst-guide.md.
+# [local]
+# listen = "127.0.0.1:7443"
+# ca = "staff/ca.crt"
+# [local.users]            # optional: roles by certificate name, over the OU
+# "j.smith" = "operator"
+"#;
 
 /// The header of every config file in the example federation.
 const EXAMPLE_HEADER: &str = "\
@@ -906,7 +1009,12 @@ pub fn write_example(dir: &Path) -> Result<(), SetupError> {
             .iter()
             .filter_map(|agency| entries.iter().find(|e| e.agency == *agency))
             .collect();
-        let config = node_config(node, EXAMPLE_HEADER, &partners);
+        let local = SocketAddr::new(node.listen.ip(), node.listen.port() + 10);
+        let config = node_config(node, EXAMPLE_HEADER, &partners, Some(local));
+        let staff = node.dir.join("staff");
+        let ca = write_staff_ca(&staff, example.agency)?;
+        write_user_cert(&staff, &ca, "analyst", crate::config::Role::Analyst)?;
+        write_user_cert(&staff, &ca, "operator", crate::config::Role::Operator)?;
         node.write_public(
             layout::POLICY,
             &format!("{EXAMPLE_HEADER}\n{}", example.policy),
@@ -976,6 +1084,12 @@ anything.
   `127.0.0.1`.
 - `<agency>/tls/node.key`: the private key of that certificate.
 - `<agency>/tls/ca.crt`: a copy of `ca.crt`.
+- `<agency>/staff/ca.crt`, `ca.key`: the agency's own staff CA, which the node's local
+  listener (`[local]`, on the peer port + 10) trusts for its analysts and operators.
+- `<agency>/staff/analyst.crt`, `analyst.key`: a personal certificate with OU `analyst`
+  (may query and submit); `operator.crt`, `operator.key`: one with OU `operator` (may
+  also share again, reload the policy, publish watchlists, read the audit log). Use them
+  with `--user-cert` and `--user-key`, or `ENTENTE_USER_CERT` and `ENTENTE_USER_KEY`.
 - `unregistered/tls/node.crt`, `node.key`, `ca.crt`: a valid certificate from the same CA
   for `KP-UNREG`, an agency that no node registers. A node must refuse it.
 

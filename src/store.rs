@@ -47,6 +47,8 @@ mod keys;
 
 mod screening;
 
+mod correlations;
+
 /// A storage failure. Its message names the operation; it never carries item content.
 #[derive(Debug, thiserror::Error)]
 pub enum StoreError {
@@ -90,6 +92,12 @@ pub enum StoreError {
         /// The digest the entries would have had.
         computed: crate::watchlist::Digest,
     },
+    /// No correlation has the id given.
+    #[error("no correlation with that id")]
+    NoSuchCorrelation,
+    /// The correlation was closed already.
+    #[error("that correlation is closed already")]
+    CorrelationClosed,
     /// A stored value could not be decoded.
     #[error("store {op}: corrupt record in tree {tree}")]
     Corrupt {
@@ -593,6 +601,25 @@ impl Store {
         Ok(out)
     }
 
+    /// Calls `each` with the key and contents of every item held, in key order, one at a
+    /// time (the store may hold more than fits in memory at once).
+    pub fn each_item(&self, mut each: impl FnMut(&[u8], StoredItem)) -> Result<()> {
+        for entry in self.items.iter() {
+            let (key, value) = entry.map_err(sled_err("read items"))?;
+            each(&key, self.open_value("read items", ITEMS, &key, &value)?);
+        }
+        Ok(())
+    }
+
+    /// The item stored under `key` (item id ‖ sender), if any.
+    pub fn item_at(&self, key: &[u8]) -> Result<Option<StoredItem>> {
+        self.items
+            .get(key)
+            .map_err(sled_err("get item"))?
+            .map(|value| self.open_value("get item", ITEMS, key, &value))
+            .transpose()
+    }
+
     /// Number of envelopes waiting in `partner`'s outbox.
     pub fn outbox_len(&self, partner: &str) -> usize {
         self.outbox.scan_prefix(outbox_prefix(partner)).count()
@@ -869,7 +896,8 @@ pub fn ulid_text(id: &[u8; 16]) -> String {
     ulid::Ulid::from_bytes(*id).to_string()
 }
 
-fn item_key(id: &[u8; 16], origin: &str) -> Vec<u8> {
+/// The key of an item in the `items` tree: its id, then the agency that sent it.
+pub fn item_key(id: &[u8; 16], origin: &str) -> Vec<u8> {
     let mut k = id.to_vec();
     k.extend_from_slice(origin.as_bytes());
     k

@@ -140,6 +140,7 @@ fn member_config(dir: &Path, agency: &str, listen: std::net::SocketAddr) -> Conf
         },
         screening: crate::config::Screening::default(),
         limits: crate::config::Limits::default(),
+        local: None,
         partners: Vec::new(),
     }
 }

@@ -126,6 +126,71 @@ pub fn item_json(item: &pb::GetItemResponse) -> serde_json::Value {
         obj.insert("report".into(), report.unwrap_or_default());
         let hits: Vec<_> = item.screening_hits.iter().map(hit_json).collect();
         obj.insert("screening_hits".into(), hits.into());
+        obj.insert("signature".into(), item.signature.clone().into());
+        let links: Vec<_> = item.correlations.iter().map(correlation_json).collect();
+        obj.insert("correlations".into(), links.into());
+    }
+    out
+}
+
+/// A link between items (or an item and a watchlist entry) as JSON.
+pub fn correlation_json(c: &pb::Correlation) -> serde_json::Value {
+    let evidence: Vec<_> = c
+        .evidence
+        .iter()
+        .map(
+            |e| json!({"subject": e.subject, "matched": e.matched, "score": e.score, "why": e.why}),
+        )
+        .collect();
+    let mut value = json!({
+        "id": c.id, "open": c.open, "created": time_rfc3339(c.created_at_ms),
+        "item_id": c.item_id, "sender": c.sender, "evidence": evidence,
+    });
+    if let Some(obj) = value.as_object_mut() {
+        if c.list.is_empty() {
+            obj.insert("other_item_id".into(), c.other_item_id.clone().into());
+            obj.insert("other_sender".into(), c.other_sender.clone().into());
+        } else {
+            obj.insert("list".into(), c.list.clone().into());
+            obj.insert("entry_id".into(), c.entry_id.clone().into());
+        }
+        if !c.open {
+            obj.insert("closed_by".into(), c.closed_by.clone().into());
+            obj.insert("closed".into(), time_rfc3339(c.closed_at_ms).into());
+            obj.insert("note".into(), c.note.clone().into());
+        }
+    }
+    value
+}
+
+/// A link as text: what it links, then one line of evidence per matched subject.
+pub fn correlation_text(c: &pb::Correlation) -> String {
+    let with = if c.list.is_empty() {
+        format!("item {} from {}", c.other_item_id, c.other_sender)
+    } else {
+        format!("watchlist {} entry {}", c.list, c.entry_id)
+    };
+    let state = if c.open {
+        "open".to_owned()
+    } else {
+        format!("closed by {} ({})", c.closed_by, c.note)
+    };
+    let mut out = format!(
+        "{}  {}  item {} from {}  <->  {with}  [{state}]\n",
+        c.id,
+        time_text(c.created_at_ms),
+        c.item_id,
+        c.sender
+    );
+    for e in &c.evidence {
+        let _ = writeln!(
+            out,
+            "    {:.3}  {:?} ~ {:?}  ({})",
+            e.score,
+            e.subject,
+            e.matched,
+            e.why.join("; ")
+        );
     }
     out
 }
@@ -158,11 +223,10 @@ pub fn item_text(item: &pb::GetItemResponse) -> String {
     if s.own {
         let _ = writeln!(out, "sender      {} (this node)", s.sender);
     } else {
-        let _ = writeln!(
-            out,
-            "sender      {} (signature verified and envelope decrypted on receipt)",
-            s.sender
-        );
+        let _ = writeln!(out, "sender      {}", s.sender);
+    }
+    if !item.signature.is_empty() {
+        let _ = writeln!(out, "signature   {}", item.signature);
     }
     let _ = writeln!(out, "created     {} UTC", time_text(s.created_at_ms));
     let _ = writeln!(out, "stored      {} UTC", time_text(s.stored_at_ms));
@@ -171,6 +235,15 @@ pub fn item_text(item: &pb::GetItemResponse) -> String {
         out.push_str(&decisions_text(&s.deliveries));
     }
     out.push_str(&report_hits_text(&item.screening_hits));
+    if item.correlations.is_empty() {
+        out.push_str("links       none\n");
+    } else {
+        let _ = writeln!(out, "links       {}", item.correlations.len());
+        for c in &item.correlations {
+            out.push_str("  ");
+            out.push_str(&correlation_text(c));
+        }
+    }
     if let Some(r) = &item.report {
         let json = serde_json::to_string_pretty(&report::report_to_json(r)).unwrap_or_default();
         let _ = writeln!(out, "report\n{json}");

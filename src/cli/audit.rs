@@ -104,7 +104,7 @@ pub(crate) async fn run(command: AuditCommand) -> CliResult {
 /// Asks the running node, or reads the store of a stopped one.
 async fn show(config: &Path, request: pb::SearchAuditRequest, json: bool) -> CliResult {
     let config = Config::load(config)?;
-    let found = match control::connect(&config.data_dir).await {
+    let found = match super::connect(&config).await? {
         Some(mut client) => client
             .search_audit(request)
             .await

@@ -3,6 +3,7 @@
 //! Commands that act on a node reach a running node through its control socket and,
 //! when none is running, open its store themselves (see `entente::control`).
 
+mod analyst;
 pub(crate) mod audit;
 pub(crate) mod keys;
 mod policy;
@@ -10,13 +11,47 @@ mod report;
 mod screen;
 pub(crate) mod watchlist;
 
-use std::path::Path;
+use std::path::{Path, PathBuf};
 
 use entente::{config::Config, identity, node};
 
 use crate::{CertsCommand, Command, InitArgs, PolicyCommand, ReportCommand};
 
 pub(crate) type CliResult = Result<(), Box<dyn std::error::Error>>;
+
+pub(crate) use analyst::{CorrelationsArgs, ExportFormat, SearchArgs};
+
+/// The personal certificate and key given with `--user-cert` and `--user-key`.
+static USER: std::sync::OnceLock<(PathBuf, PathBuf)> = std::sync::OnceLock::new();
+
+/// Remembers the user's certificate for [`connect`]; both or neither must be given.
+pub(crate) fn set_user(cert: Option<PathBuf>, key: Option<PathBuf>) -> CliResult {
+    match (cert, key) {
+        (Some(cert), Some(key)) => {
+            let _ = USER.set((cert, key));
+            Ok(())
+        }
+        (None, None) => Ok(()),
+        _ => Err("--user-cert and --user-key (ENTENTE_USER_CERT, ENTENTE_USER_KEY) go together: give both or neither".into()),
+    }
+}
+
+/// The running node to talk to: through its local listener with the user's certificate
+/// when one was given, else through its control socket; `None` when no node is running
+/// and no certificate was given (the command then opens the store itself). With a
+/// certificate, an unreachable node is an error: only the node's own operating-system
+/// user may open its store.
+pub(crate) async fn connect(
+    config: &Config,
+) -> Result<
+    Option<entente::pb::control_client::ControlClient<tonic::transport::Channel>>,
+    Box<dyn std::error::Error>,
+> {
+    if let Some((cert, key)) = USER.get() {
+        return Ok(Some(entente::local::connect(config, cert, key).await?));
+    }
+    Ok(entente::control::connect(&config.data_dir).await)
+}
 
 /// Runs one command.
 pub(crate) async fn run(command: Command) -> CliResult {
@@ -35,6 +70,43 @@ pub(crate) async fn run(command: Command) -> CliResult {
             report::show(&config, &id, json).await
         }
         Command::Report(ReportCommand::Share { config, id }) => report::share(&config, &id).await,
+        Command::Report(ReportCommand::Search(args)) => analyst::search(*args).await,
+        Command::Report(ReportCommand::Export {
+            config,
+            format,
+            out,
+            ids,
+        }) => analyst::export(&config, format, out.as_deref(), &ids).await,
+        Command::Correlations(args) => analyst::correlations(args).await,
+        Command::Whoami { config } => analyst::whoami(&config).await,
+        Command::Certs(CertsCommand::StaffCa { agency, dir }) => {
+            entente::setup::write_staff_ca(&dir, &agency)?;
+            println!(
+                "wrote the staff CA of {agency} to {}/ca.crt and ca.key; name ca.crt in [local] ca \
+                 and keep ca.key offline",
+                dir.display()
+            );
+            Ok(())
+        }
+        Command::Certs(CertsCommand::User {
+            ca_cert,
+            ca_key,
+            name,
+            role,
+            dir,
+        }) => {
+            let role = entente::config::Role::parse(&role)
+                .ok_or_else(|| format!("--role {role:?}: expected analyst or operator"))?;
+            let ca = entente::setup::Ca::load(&ca_cert, &ca_key)?;
+            let (cert, key) = entente::setup::write_user_cert(&dir, &ca, &name, role)?;
+            println!(
+                "wrote the {} certificate of {name} to {} and its key to {}",
+                role.name(),
+                cert.display(),
+                key.display()
+            );
+            Ok(())
+        }
         Command::Policy(PolicyCommand::Check { config }) => policy::check(&config),
         Command::Policy(PolicyCommand::Explain {
             config,

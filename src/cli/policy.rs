@@ -4,7 +4,7 @@ use std::path::Path;
 
 use entente::{
     config::Config,
-    control, node, pb,
+    node, pb,
     policy::{Decision, ItemFacts},
     report,
 };
@@ -92,7 +92,7 @@ fn or_none(text: &str) -> &str {
 
 pub(crate) async fn reload(config: &Path) -> CliResult {
     let config = Config::load(config)?;
-    let Some(mut client) = control::connect(&config.data_dir).await else {
+    let Some(mut client) = super::connect(&config).await? else {
         return Err(format!(
             "no running node for {}: the policy is read when `entente serve` starts",
             config.file.display()

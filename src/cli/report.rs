@@ -11,7 +11,7 @@ pub(crate) async fn submit(config: &Path, file: &Path) -> CliResult {
     let text = std::fs::read_to_string(file)
         .map_err(|e| format!("cannot read report file {}: {e}", file.display()))?;
     let report = report::parse_report_json(&text, &file.display().to_string())?;
-    let response = match control::connect(&config.data_dir).await {
+    let response = match super::connect(&config).await? {
         Some(mut client) => {
             let request = pb::SubmitReportRequest {
                 report: Some(report),
@@ -30,7 +30,7 @@ pub(crate) async fn submit(config: &Path, file: &Path) -> CliResult {
 
 pub(crate) async fn list(config: &Path, limit: u32, json: bool) -> CliResult {
     let config = Config::load(config)?;
-    let items = match control::connect(&config.data_dir).await {
+    let items = match super::connect(&config).await? {
         Some(mut client) => {
             let request = pb::ListItemsRequest { limit };
             client.list_items(request).await?.into_inner().items
@@ -52,7 +52,7 @@ pub(crate) async fn list(config: &Path, limit: u32, json: bool) -> CliResult {
 
 pub(crate) async fn show(config: &Path, id: &str, json: bool) -> CliResult {
     let config = Config::load(config)?;
-    let item = match control::connect(&config.data_dir).await {
+    let item = match super::connect(&config).await? {
         Some(mut client) => {
             let request = pb::GetItemRequest {
                 item_id: id.to_owned(),
@@ -75,7 +75,7 @@ pub(crate) async fn show(config: &Path, id: &str, json: bool) -> CliResult {
 
 pub(crate) async fn share(config: &Path, id: &str) -> CliResult {
     let config = Config::load(config)?;
-    let response = match control::connect(&config.data_dir).await {
+    let response = match super::connect(&config).await? {
         Some(mut client) => {
             let request = pb::ShareItemRequest {
                 item_id: id.to_owned(),

@@ -20,7 +20,7 @@ pub(crate) async fn run(args: ScreenArgs) -> CliResult {
     // Checked here as well as by the node, so that a mistyped option is named plainly.
     let query = screen::query(&request)?;
     let config = Config::load(&args.config)?;
-    let response = match control::connect(&config.data_dir).await {
+    let response = match super::connect(&config).await? {
         Some(mut client) => client
             .screen(request)
             .await

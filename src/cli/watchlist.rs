@@ -117,7 +117,7 @@ async fn import(config: &Path, list: &str, format: Format, strict: bool, path: &
         );
     }
     let source = format!("{} ({})", path.display(), format_name(format));
-    let response = match control::connect(&config.data_dir).await {
+    let response = match super::connect(&config).await? {
         Some(mut client) => {
             let request = pb::ImportWatchlistRequest {
                 list: list.to_owned(),
@@ -161,7 +161,7 @@ fn format_name(format: Format) -> String {
 
 async fn list(config: &Path, json: bool) -> CliResult {
     let config = Config::load(config)?;
-    let lists = match control::connect(&config.data_dir).await {
+    let lists = match super::connect(&config).await? {
         Some(mut client) => {
             let request = pb::ListWatchlistsRequest {};
             client.list_watchlists(request).await?.into_inner().lists
@@ -190,7 +190,7 @@ async fn show(config: &Path, list: &str, entry: Option<&str>, limit: u32, json: 
         entry_id: entry.unwrap_or_default().to_owned(),
         limit,
     };
-    let shown = match control::connect(&config.data_dir).await {
+    let shown = match super::connect(&config).await? {
         Some(mut client) => client.show_watchlist(request).await?.into_inner(),
         None => {
             let (policy, _) = node::load_policy(&config)?;

@@ -66,26 +66,29 @@ impl Shared {
 
     /// Screens the reports among `items` that the store has just stored from `sender`
     /// (outcome [`Received::Stored`]) and keeps their hits, to be flushed with them.
+    /// Then links them to the items and entries their subjects match and indexes them
+    /// for search.
     pub(crate) fn screen_received(&self, sender: &str, items: &[Incoming], outcomes: &[Received]) {
-        if self.screening_entries() == 0 {
-            return;
-        }
         off_the_reactor(|| {
             for (incoming, outcome) in items.iter().zip(outcomes) {
                 if *outcome == Received::Stored {
-                    self.screen_stored(sender, &incoming.item);
+                    let hits = self.screen_stored(sender, &incoming.item);
+                    self.analyse_stored(sender, &incoming.item, &hits);
                 }
             }
         });
     }
 
     /// Screens the subjects of a stored report against every list held and keeps the
-    /// hits at or above the threshold with the item. A failure to keep them is logged;
-    /// the item stays stored.
-    pub(super) fn screen_stored(&self, sender: &str, item: &StoredItem) {
+    /// hits at or above the threshold with the item, and returns them. A failure to keep
+    /// them is logged; the item stays stored.
+    pub(super) fn screen_stored(&self, sender: &str, item: &StoredItem) -> Vec<pb::ScreeningHit> {
         let Some(report) = item.report() else {
-            return;
+            return Vec::new();
         };
+        if self.screening_entries() == 0 {
+            return Vec::new();
+        }
         let threshold = self.screening_threshold();
         let hits = {
             let index = match self.screening.read() {
@@ -95,7 +98,7 @@ impl Shared {
             screen::screen_report(&index, report, threshold)
         };
         if hits.is_empty() {
-            return;
+            return hits;
         }
         let id = store::id16(&item.item_id);
         let item_id = store::ulid_text(&id);
@@ -118,6 +121,7 @@ impl Shared {
         if let Err(e) = self.store.put_screening(&id, sender, &screening) {
             error!(item_id = %item_id, error = %e, "cannot keep the screening hits of a report");
         }
+        screening.hits
     }
 }
 
