@@ -9,6 +9,7 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
         "proto/entente/v1/watchlist.proto",
         "proto/entente/v1/item.proto",
         "proto/entente/v1/envelope.proto",
+        "proto/entente/v1/keys.proto",
         "proto/entente/v1/peer.proto",
         "proto/entente/v1/control.proto",
     ];

@@ -94,6 +94,12 @@ pub enum Action {
     ListPull,
     /// A signed checkpoint over the chain up to the entry before it.
     Checkpoint,
+    /// This node rotated its own keys.
+    KeyRotated,
+    /// A partner's key announcement was verified and its new keys are used from now on.
+    KeyLearned,
+    /// A partner applied this node's key announcement.
+    KeyAnnounced,
     /// Two items (or an item and a watchlist entry) were linked, or a link was closed.
     Correlated,
 }
@@ -116,6 +122,9 @@ impl Action {
             Action::ListMismatch => "list-mismatch",
             Action::ListPull => "list-pull",
             Action::Checkpoint => "checkpoint",
+            Action::KeyRotated => "key-rotated",
+            Action::KeyLearned => "key-learned",
+            Action::KeyAnnounced => "key-announced",
             Action::Correlated => "correlated",
         }
     }
@@ -314,6 +323,15 @@ impl Verification {
 /// [`CHECKPOINT_EVERY`] entries may follow one another without a checkpoint. Stops at the
 /// first bad entry.
 pub fn verify<'a>(entries: impl IntoIterator<Item = &'a [u8]>, key: &[u8; 32]) -> Verification {
+    verify_any(entries, std::slice::from_ref(key))
+}
+
+/// Like [`verify`], for a node that rotated its signing key: each checkpoint must verify
+/// with one of `keys` (the current key and those it retired).
+pub fn verify_any<'a>(
+    entries: impl IntoIterator<Item = &'a [u8]>,
+    keys: &[[u8; 32]],
+) -> Verification {
     let mut done = Verification::default();
     let mut prev = [0u8; 32];
     let mut since_checkpoint = 0u64;
@@ -328,7 +346,7 @@ pub fn verify<'a>(entries: impl IntoIterator<Item = &'a [u8]>, key: &[u8; 32]) -
         } else if entry.prev_hash != prev {
             Some(Flaw::BrokenLink)
         } else if is_checkpoint {
-            check_checkpoint(&entry, key)
+            check_checkpoint(&entry, keys)
         } else if since_checkpoint == CHECKPOINT_EVERY {
             Some(Flaw::MissingCheckpoint)
         } else {
@@ -351,14 +369,17 @@ pub fn verify<'a>(entries: impl IntoIterator<Item = &'a [u8]>, key: &[u8; 32]) -
 }
 
 /// Checks a checkpoint whose link to the entry before it already holds.
-fn check_checkpoint(entry: &Entry, key: &[u8; 32]) -> Option<Flaw> {
+fn check_checkpoint(entry: &Entry, keys: &[[u8; 32]]) -> Option<Flaw> {
     let covers = entry.seq - 1;
     match named_entry(&entry.detail) {
         Some((seq, hash)) if seq == covers && hash == entry.prev_hash => {}
         _ => return Some(Flaw::WrongHash),
     }
     let message = checkpoint_message(entry.seq, entry.at_ms, covers, &entry.prev_hash);
-    if identity::verify_signature(key, &message, &entry.signature) {
+    if keys
+        .iter()
+        .any(|key| identity::verify_signature(key, &message, &entry.signature))
+    {
         None
     } else {
         Some(Flaw::BadSignature)

@@ -53,6 +53,10 @@ mod screening;
 
 pub use screening::screen;
 
+mod keys;
+
+pub use keys::{rotate_keys, rotate_request as keys_request};
+
 /// How long a search waits for the search index to be built after start-up before it
 /// is refused as unavailable.
 const SEARCH_PATIENCE: std::time::Duration = std::time::Duration::from_secs(5);
@@ -444,6 +448,15 @@ impl pb::control_server::Control for ControlService {
                 "policy reload refused; the previous policy stays in force:\n{errors}"
             ))),
         }
+    }
+
+    async fn rotate_keys(
+        &self,
+        request: Request<pb::RotateKeysRequest>,
+    ) -> Result<Response<pb::RotateKeysResponse>, Status> {
+        rotate_keys(&self.shared, request.into_inner())
+            .await
+            .map(Response::new)
     }
 }
 

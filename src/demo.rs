@@ -422,10 +422,10 @@ async fn try_forged_item(material: &Path, nodes: &[Node]) -> Result<String, Stri
         kind: pb::ItemKind::EnforcementAlert,
         created_at_ms: crate::now_ms(),
         sender_key_id: registered.keys.signing_key_id(),
-        recipient_key_id: de_bafa.identity.encryption.key_id(),
+        recipient_key_id: de_bafa.own_keys().identity.encryption.key_id(),
     };
     let rogue = SigningKey::generate().map_err(|e| e.to_string())?;
-    let keys = de_bafa.identity.public_keys();
+    let keys = de_bafa.own_keys().identity.public_keys();
     let env =
         envelope::seal_with_header(header, &rogue, &keys, &payload).map_err(|e| e.to_string())?;
     let material = TlsMaterial::load(&us_bis.tls_cert, &us_bis.tls_key, &us_bis.tls_ca)

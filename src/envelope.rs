@@ -25,7 +25,8 @@ use prost::Message as _;
 use ring::digest;
 use zeroize::Zeroizing;
 
-use crate::identity::{self, Identity, Kem, KeyId, PublicKeys, SigningKey};
+use crate::identity::{self, EncryptionKey, Identity, Kem, KeyId, PublicKeys, SigningKey};
+use crate::keys::{OwnKeys, PartnerKeys};
 use crate::pb;
 
 /// Version of the envelope format in this module; a receiver refuses any other.
@@ -377,9 +378,49 @@ pub fn open(
     let header = Header::from_envelope(env)?;
     let encapsulated = parse_encapsulated_key(&env.encapsulated_key)?;
     check_addressing(me, sender_keys, &header)?;
+    open_checked(
+        header,
+        &me.encryption,
+        &sender_keys.signing,
+        &encapsulated,
+        env,
+    )
+}
+
+/// Like [`open`], with the keys of both sides as they stand after key rotations: the
+/// envelope may be sealed to this node's current encryption key or to one it retired
+/// (chosen by the header's recipient key id), and signed by the sender's current signing
+/// key or by one it retired after the item's creation time.
+pub fn open_rotated(
+    me: &OwnKeys,
+    sender: &PartnerKeys,
+    env: &pb::Envelope,
+) -> Result<Opened, OpenError> {
+    let header = Header::from_envelope(env)?;
+    let encapsulated = parse_encapsulated_key(&env.encapsulated_key)?;
+    if header.recipient != me.identity.agency {
+        return Err(OpenError::WrongRecipient);
+    }
+    let decryption = me
+        .decryption_key(header.recipient_key_id)
+        .ok_or(OpenError::WrongRecipient)?;
+    let signing = sender
+        .signing_key(header.sender_key_id, header.created_at_ms)
+        .ok_or(OpenError::UnknownKey)?;
+    open_checked(header, decryption, &signing, &encapsulated, env)
+}
+
+/// Decrypts and verifies an envelope whose clear header passed the addressing checks.
+fn open_checked(
+    header: Header,
+    decryption: &EncryptionKey,
+    signing: &[u8; 32],
+    encapsulated: &EncappedKey,
+    env: &pb::Envelope,
+) -> Result<Opened, OpenError> {
     let aad = header.encode();
-    let plaintext = decrypt(me, &encapsulated, &aad, &env.ciphertext)?;
-    let payload = verify_signed(sender_keys, &aad, &plaintext)?;
+    let plaintext = decrypt(decryption, encapsulated, &aad, &env.ciphertext)?;
+    let payload = verify_signed(signing, &aad, &plaintext)?;
     let item = decode_item(&header, payload)?;
     Ok(Opened { header, item })
 }
@@ -411,14 +452,14 @@ fn check_addressing(
 }
 
 fn decrypt(
-    me: &Identity,
+    key: &EncryptionKey,
     encapsulated: &EncappedKey,
     aad: &[u8],
     ciphertext: &[u8],
 ) -> Result<Zeroizing<Vec<u8>>, OpenError> {
     hpke::single_shot_open::<AesGcm256, HkdfSha256, Kem>(
         &OpModeR::Base,
-        me.encryption.hpke_private(),
+        key.hpke_private(),
         encapsulated,
         HPKE_INFO,
         ciphertext,
@@ -431,7 +472,7 @@ fn decrypt(
 /// Splits the decrypted `signature || payload` and returns the payload once the signature
 /// verifies.
 fn verify_signed<'a>(
-    sender_keys: &PublicKeys,
+    signing: &[u8; 32],
     aad: &[u8],
     plaintext: &'a [u8],
 ) -> Result<&'a [u8], OpenError> {
@@ -440,7 +481,7 @@ fn verify_signed<'a>(
         .split_at_checked(SIGNATURE_LEN)
         .ok_or(OpenError::BadSignature)?;
     let message = Zeroizing::new(signing_input(aad, payload));
-    if identity::verify_signature(&sender_keys.signing, &message, signature) {
+    if identity::verify_signature(signing, &message, signature) {
         Ok(payload)
     } else {
         Err(OpenError::BadSignature)
@@ -578,6 +619,31 @@ pub fn verify_receipt(
     receiver_keys: &PublicKeys,
     expected_sender: &str,
 ) -> Result<(), ReceiptError> {
+    let key_id = receiver_keys.signing_key_id();
+    verify_receipt_with(receipt, expected_receiver, expected_sender, |id, _| {
+        (id == key_id).then_some(receiver_keys.signing)
+    })
+}
+
+/// Like [`verify_receipt`], with the receiver's keys as they stand after key rotations:
+/// its current signing key, or one it retired after the receipt was issued.
+pub fn verify_receipt_rotated(
+    receipt: &pb::Receipt,
+    expected_receiver: &str,
+    receiver: &PartnerKeys,
+    expected_sender: &str,
+) -> Result<(), ReceiptError> {
+    verify_receipt_with(receipt, expected_receiver, expected_sender, |id, at| {
+        receiver.signing_key(id, at)
+    })
+}
+
+fn verify_receipt_with(
+    receipt: &pb::Receipt,
+    expected_receiver: &str,
+    expected_sender: &str,
+    signing_key: impl Fn(KeyId, i64) -> Option<[u8; 32]>,
+) -> Result<(), ReceiptError> {
     if receipt.version != RECEIPT_VERSION {
         return Err(ReceiptError::UnsupportedVersion(receipt.version));
     }
@@ -587,12 +653,12 @@ pub fn verify_receipt(
     if receipt.sender != expected_sender {
         return Err(ReceiptError::WrongSender);
     }
-    if receipt.receiver_key_id != receiver_keys.signing_key_id().0 {
-        return Err(ReceiptError::UnknownKey);
-    }
+    let key = KeyId::from_slice(&receipt.receiver_key_id)
+        .and_then(|id| signing_key(id, receipt.issued_at_ms))
+        .ok_or(ReceiptError::UnknownKey)?;
     check_entries(&receipt.entries)?;
     let message = receipt_signing_input(receipt);
-    if identity::verify_signature(&receiver_keys.signing, &message, &receipt.signature) {
+    if identity::verify_signature(&key, &message, &receipt.signature) {
         Ok(())
     } else {
         Err(ReceiptError::BadSignature)
@@ -875,7 +941,7 @@ mod tests {
         let jp = identity("JP-METI", 3);
         let header = Header::from_envelope(&env).expect("parses");
         let signed = decrypt(
-            &de,
+            &de.encryption,
             &parse_encapsulated_key(&env.encapsulated_key).expect("key"),
             &header.encode(),
             &env.ciphertext,

@@ -14,10 +14,16 @@
 //! While the partner is unreachable it retries with capped exponential backoff; each
 //! partner has its own task, so one slow partner holds up no other.
 //!
+//! Key announcements (`keys`): after a rotation, each delivery task first sends its
+//! partner the node's key announcement (the `AnnounceKeys` RPC), and delivers nothing
+//! else until the partner has applied it; the server side checks an announcement against
+//! the keys it holds for the TLS peer before using the new ones.
+//!
 //! Watchlists (`sync`): deltas arrive like reports and are applied strictly in order; a
 //! gap or a digest mismatch makes the node pull from the list's owner (the `Pull` RPC),
 //! and the owner answers pulls with freshly sealed deltas or a snapshot.
 
+mod keys;
 mod limits;
 mod receive;
 mod send;

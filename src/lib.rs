@@ -7,6 +7,7 @@
 //! - [`pb`]: code generated from `proto/` (the `entente.v1` schema).
 //! - [`config`]: the node's TOML file, validated into typed values.
 //! - [`identity`]: keys, key ids, and the partner registry.
+//! - [`keys`]: key rotation: own and partner keys across rotations, key announcements.
 //! - [`tls`]: X.509 material and the rustls configurations for mutual TLS.
 //! - [`setup`]: generating CAs, node certificates, keys and config files (`init`, example).
 //! - [`envelope`]: seal (sign, then encrypt to one recipient) and open (decrypt, verify).
@@ -36,6 +37,7 @@ pub mod demo;
 pub mod envelope;
 pub mod exchange;
 pub mod identity;
+pub mod keys;
 pub mod local;
 pub mod metrics;
 pub mod node;

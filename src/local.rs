@@ -96,6 +96,7 @@ pub fn caller(der: &[u8], local: &Local) -> Result<Caller, String> {
 pub fn server_config(
     node: &TlsMaterial,
     local: &Local,
+    presented: Arc<tls::CertSwitch>,
 ) -> Result<Arc<rustls::ServerConfig>, TlsError> {
     let staff = TlsMaterial {
         certs: node.certs.clone(),
@@ -103,7 +104,7 @@ pub fn server_config(
         ca: tls::load_certs(&local.ca)?,
         crls: node.crls.clone(),
     };
-    tls::server_config(&staff, &[])
+    tls::server_config_switched(&staff, &[], presented)
 }
 
 /// Binds `[local] listen`.

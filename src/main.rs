@@ -73,6 +73,9 @@ pub(crate) enum Command {
     /// Make certificates.
     #[command(subcommand)]
     Certs(CertsCommand),
+    /// Rotate the node's own keys and announce them to its partners.
+    #[command(subcommand)]
+    Keys(cli::keys::KeysCommand),
     /// Start three agencies on loopback, exchange reports under their sharing policies
     /// (redaction, a deny rule, the third-party rule, an inbound refusal), and show that a
     /// forged item and an unregistered agency are refused.

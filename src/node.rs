@@ -26,7 +26,7 @@ use crate::{
     config::{Config, PartnerConfig},
     envelope,
     exchange::{self, DeliveryEvent, PeerService},
-    identity::{EncryptionKey, Identity, SigningKey},
+    identity::{EncryptionKey, SigningKey},
     pb,
     policy::{Decision, ItemFacts, PolicyError, PolicyErrors, PolicySet, PolicyWarning},
     report,
@@ -43,6 +43,10 @@ pub use lists::{ListError, Published};
 mod screening;
 
 pub use screening::{IndexBuilt, build_index};
+
+mod keys;
+
+pub use keys::{KeyError, LearnError, RotateRequest};
 
 mod analysis;
 
@@ -141,11 +145,10 @@ pub struct Submitted {
 pub struct Shared {
     /// The validated configuration.
     pub config: Config,
-    /// This node's agency id and private keys.
-    pub identity: Identity,
     /// The durable store.
     pub store: Store,
-    tls: TlsMaterial,
+    /// Own keys, partner keys and TLS material, replaceable while serving.
+    keys: keys::KeyState,
     policy: RwLock<Arc<PolicySet>>,
     notifiers: HashMap<String, Arc<Notify>>,
     deliveries: broadcast::Sender<DeliveryEvent>,
@@ -183,15 +186,11 @@ impl Shared {
     /// Like [`Shared::open`], but leaves the search index empty: [`Node::start_on`] builds
     /// it in the background, so that a node holding many items starts serving at once.
     fn open_unindexed(config: Config) -> Result<Self, NodeError> {
-        let identity = Identity {
-            agency: config.agency.clone(),
-            signing: SigningKey::load(&config.signing_key)?,
-            encryption: EncryptionKey::load(&config.encryption_key)?,
-        };
-        let mut tls = TlsMaterial::load(&config.tls_cert, &config.tls_key, &config.tls_ca)?;
-        if let Some(crl) = &config.tls_crl {
-            tls = tls.with_crls(tls::load_crls(crl)?);
-        }
+        // The key files are checked before the store is opened, so that a bad key file
+        // is named even when the store cannot be opened.
+        SigningKey::load(&config.signing_key)?;
+        EncryptionKey::load(&config.encryption_key)?;
+        let tls = TlsMaterial::load(&config.tls_cert, &config.tls_key, &config.tls_ca)?;
         let found = tls.agency()?;
         if found != config.agency {
             return Err(NodeError::CertificateAgency {
@@ -208,8 +207,9 @@ impl Shared {
             &config.data_dir,
             &config.data_key,
             std::time::Duration::from_secs(5),
-        )?
-        .with_checkpoints(Arc::new(identity.signing.duplicate()));
+        )?;
+        let keys = keys::KeyState::open(&config, &store)?;
+        let store = store.with_checkpoints(keys.checkpoint_signer());
         let index = screening::open_index(&store)?;
         let notifiers = config
             .partners
@@ -217,9 +217,8 @@ impl Shared {
             .map(|p| (p.agency.clone(), Arc::new(Notify::new())))
             .collect();
         Ok(Self {
-            identity,
             store,
-            tls,
+            keys,
             policy: RwLock::new(Arc::new(policy)),
             notifiers,
             deliveries: broadcast::channel(1024).0,
@@ -421,6 +420,7 @@ impl Shared {
         };
         let kind = report.kind();
         let id = store::id16(&item.item_id);
+        let own = self.own_keys();
         let (mut sealed, mut withheld) = (Vec::new(), Vec::new());
         for partner in self
             .config
@@ -445,9 +445,9 @@ impl Shared {
                     }
                     .encode_to_vec();
                     let envelope = envelope::seal(
-                        &self.identity,
+                        &own.identity,
                         &partner.agency,
-                        &partner.keys,
+                        &self.sealing_keys(partner),
                         id,
                         kind,
                         item.created_at_ms,
@@ -621,11 +621,14 @@ impl Shared {
             Some(path) => Some(tls::load_certs(path)?),
             None => None,
         };
+        let pin = self
+            .partner_keys(&partner.agency)
+            .map_or(partner.cert_fingerprint, |held| held.tls_pin);
         Ok(tls::client_config(
-            &self.tls,
+            &self.tls_material(),
             ca.as_deref(),
             &partner.agency,
-            partner.cert_fingerprint,
+            pin,
         )?)
     }
 
@@ -645,7 +648,11 @@ impl Shared {
                 extra.extend(tls::load_certs(path)?);
             }
         }
-        Ok(tls::server_config(&self.tls, &extra)?)
+        Ok(tls::server_config_switched(
+            &self.tls_material(),
+            &extra,
+            self.cert_switch(),
+        )?)
     }
 }
 
@@ -792,7 +799,11 @@ impl Node {
                     addr: local.listen,
                     source,
                 })?;
-                let config = crate::local::server_config(&shared.tls, &local)?;
+                let config = crate::local::server_config(
+                    &shared.tls_material(),
+                    &local,
+                    shared.cert_switch(),
+                )?;
                 tasks.spawn(crate::local::serve(
                     shared.clone(),
                     listener,

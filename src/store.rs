@@ -43,6 +43,8 @@ mod lists;
 
 pub use lists::{ApplyOutcome, ListMeta, ListPublish, ListSyncRow, StagedKey};
 
+mod keys;
+
 mod screening;
 
 mod correlations;
@@ -735,11 +737,17 @@ impl Store {
     /// that the head record names the newest entry, so that removing or changing the
     /// newest entries is detected as well.
     pub fn verify_audit(&self, key: &[u8; 32]) -> Result<audit::Verification> {
+        self.verify_audit_any(std::slice::from_ref(key))
+    }
+
+    /// Like [`Store::verify_audit`], accepting checkpoints signed by any of `keys` (the
+    /// node's current signing key and the ones it retired).
+    pub fn verify_audit_any(&self, keys: &[[u8; 32]]) -> Result<audit::Verification> {
         let mut raw = Vec::new();
         for entry in self.audit.scan_prefix(b"e") {
             raw.push(entry.map_err(sled_err("read audit"))?.1);
         }
-        let verify = |n: usize| audit::verify(raw.iter().take(n).map(|v| v.as_ref()), key);
+        let verify = |n: usize| audit::verify_any(raw.iter().take(n).map(|v| v.as_ref()), keys);
         let done = verify(raw.len());
         if !done.is_intact() {
             return Ok(done);

@@ -314,6 +314,16 @@ pub fn server_config(
     material: &TlsMaterial,
     extra_cas: &[CertificateDer<'static>],
 ) -> Result<Arc<rustls::ServerConfig>, TlsError> {
+    server_config_switched(material, extra_cas, Arc::new(CertSwitch::new(material)?))
+}
+
+/// Like [`server_config`], presenting whatever certificate `switch` holds at each
+/// handshake, so that a rotated certificate is served without a restart.
+pub fn server_config_switched(
+    material: &TlsMaterial,
+    extra_cas: &[CertificateDer<'static>],
+    switch: Arc<CertSwitch>,
+) -> Result<Arc<rustls::ServerConfig>, TlsError> {
     let cas: Vec<_> = material.ca.iter().chain(extra_cas).cloned().collect();
     let provider = provider();
     let verifier = WebPkiClientVerifier::builder_with_provider(root_store(&cas)?, provider.clone())
@@ -325,9 +335,88 @@ pub fn server_config(
     let mut config = rustls::ServerConfig::builder_with_provider(provider)
         .with_protocol_versions(PROTOCOL_VERSIONS)?
         .with_client_cert_verifier(verifier)
-        .with_single_cert(material.certs.clone(), material.key.clone_key())?;
+        .with_cert_resolver(switch);
     config.alpn_protocols = vec![b"h2".to_vec()];
     Ok(Arc::new(config))
+}
+
+/// The certificate and key a server presents, replaceable while it serves.
+pub struct CertSwitch {
+    current: std::sync::RwLock<Arc<rustls::sign::CertifiedKey>>,
+}
+
+impl CertSwitch {
+    /// Holds the certificate chain and key of `material`.
+    pub fn new(material: &TlsMaterial) -> Result<Self, TlsError> {
+        Ok(Self {
+            current: std::sync::RwLock::new(certified_key(material)?),
+        })
+    }
+
+    /// Presents the certificate chain and key of `material` from the next handshake on.
+    pub fn replace(&self, material: &TlsMaterial) -> Result<(), TlsError> {
+        let key = certified_key(material)?;
+        match self.current.write() {
+            Ok(mut current) => *current = key,
+            Err(poisoned) => *poisoned.into_inner() = key,
+        }
+        Ok(())
+    }
+}
+
+impl fmt::Debug for CertSwitch {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("CertSwitch(key hidden)")
+    }
+}
+
+impl rustls::server::ResolvesServerCert for CertSwitch {
+    fn resolve(
+        &self,
+        _hello: rustls::server::ClientHello<'_>,
+    ) -> Option<Arc<rustls::sign::CertifiedKey>> {
+        Some(match self.current.read() {
+            Ok(current) => current.clone(),
+            Err(poisoned) => poisoned.into_inner().clone(),
+        })
+    }
+}
+
+/// The chain and signing key of `material`, checked to belong together.
+fn certified_key(material: &TlsMaterial) -> Result<Arc<rustls::sign::CertifiedKey>, TlsError> {
+    let key = provider()
+        .key_provider
+        .load_private_key(material.key.clone_key())?;
+    let certified = rustls::sign::CertifiedKey::new(material.certs.clone(), key);
+    certified.keys_match()?;
+    Ok(Arc::new(certified))
+}
+
+/// The DNS names and IP addresses in a DER certificate's subject alternative names, as
+/// text: what a reissued certificate must name again.
+pub fn host_names(der: &[u8]) -> Result<Vec<String>, TlsError> {
+    let (_, cert) = x509_parser::parse_x509_certificate(der)
+        .map_err(|e| TlsError::BadCertificate(e.to_string()))?;
+    let san = cert
+        .subject_alternative_name()
+        .map_err(|e| TlsError::BadCertificate(e.to_string()))?;
+    Ok(san
+        .iter()
+        .flat_map(|ext| ext.value.general_names.iter())
+        .filter_map(|name| match name {
+            GeneralName::DNSName(dns) => Some((*dns).to_owned()),
+            GeneralName::IPAddress(ip) => match ip.len() {
+                4 => <[u8; 4]>::try_from(*ip)
+                    .ok()
+                    .map(|b| std::net::IpAddr::from(b).to_string()),
+                16 => <[u8; 16]>::try_from(*ip)
+                    .ok()
+                    .map(|b| std::net::IpAddr::from(b).to_string()),
+                _ => None,
+            },
+            _ => None,
+        })
+        .collect())
 }
 
 /// Client side toward one partner: presents our certificate; verifies the partner's chain

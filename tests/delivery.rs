@@ -114,8 +114,13 @@ async fn a_redelivered_envelope_is_receipted_again_but_stored_once() {
         .unwrap();
     for result in [&first, &second] {
         let receipt = result.receipt.as_ref().expect("a receipt");
-        entente::envelope::verify_receipt(receipt, "BB-TWO", &b.identity.public_keys(), "AA-ONE")
-            .unwrap();
+        entente::envelope::verify_receipt(
+            receipt,
+            "BB-TWO",
+            &b.own_keys().identity.public_keys(),
+            "AA-ONE",
+        )
+        .unwrap();
         assert_eq!(
             receipt.entries[0].envelope_digest,
             entente::envelope::envelope_digest(&env)

@@ -105,8 +105,13 @@ async fn a_bad_signature_is_refused() {
         originator: String::new(),
     }
     .encode_to_vec();
-    env = envelope::seal_with_header(header, &rogue, &f.b().identity.public_keys(), &payload)
-        .unwrap();
+    env = envelope::seal_with_header(
+        header,
+        &rogue,
+        &f.b().own_keys().identity.public_keys(),
+        &payload,
+    )
+    .unwrap();
     let result = f.send(&f.a, vec![env]).await.unwrap();
     f.assert_refused(result, pb::RefusalReason::BadSignature, "AA-ONE")
         .await;
@@ -135,7 +140,7 @@ async fn a_payload_encrypted_to_another_node_is_refused() {
         .clone();
     let mut relabelled = for_c.clone();
     relabelled.recipient = "BB-TWO".into();
-    relabelled.recipient_key_id = f.b().identity.encryption.key_id().0.to_vec();
+    relabelled.recipient_key_id = f.b().own_keys().identity.encryption.key_id().0.to_vec();
     let result = f.send(&f.a, vec![relabelled]).await.unwrap();
     f.assert_refused(result, pb::RefusalReason::BadSignature, "AA-ONE")
         .await;
@@ -173,8 +178,8 @@ async fn a_replayed_item_id_with_other_content_is_refused() {
     .encode_to_vec();
     let replay = envelope::seal_with_header(
         header,
-        &f.a.identity.signing,
-        &f.b().identity.public_keys(),
+        &f.a.own_keys().identity.signing,
+        &f.b().own_keys().identity.public_keys(),
         &payload,
     )
     .unwrap();
@@ -339,9 +344,9 @@ fn dated(f: &Fixture, offset_ms: i64, title: &str) -> pb::Envelope {
     }
     .encode_to_vec();
     envelope::seal(
-        &f.a.identity,
+        &f.a.own_keys().identity,
         "BB-TWO",
-        &f.b().identity.public_keys(),
+        &f.b().own_keys().identity.public_keys(),
         ulid::Ulid::new().to_bytes(),
         pb::ItemKind::EnforcementAlert,
         entente::now_ms() + offset_ms,

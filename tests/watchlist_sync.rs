@@ -85,9 +85,9 @@ fn seal_delta(from: &Shared, to: &Shared, delta: pb::WatchlistDelta) -> pb::Enve
     }
     .encode_to_vec();
     entente::envelope::seal(
-        &from.identity,
+        &from.own_keys().identity,
         &to.config.agency,
-        &to.identity.public_keys(),
+        &to.own_keys().identity.public_keys(),
         ulid::Ulid::new().to_bytes(),
         pb::ItemKind::WatchlistDelta,
         entente::now_ms(),

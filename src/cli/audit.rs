@@ -220,7 +220,10 @@ fn date(text: &str) -> Option<time::Date> {
 /// node's public signing key.
 fn verify(config: &Path) -> CliResult {
     let config = Config::load(config)?;
-    let key = SigningKey::load(&config.signing_key)?.public();
+    let mut keys = vec![SigningKey::load(&config.signing_key)?.public()];
+    keys.extend(entente::keys::files::load_retired_signing(
+        &config.signing_key,
+    )?);
     let store = store::Store::open_with_key_file(&config.data_dir, &config.data_key).map_err(
         |e| match e {
             store::StoreError::Locked { dir } => format!(
@@ -230,7 +233,7 @@ fn verify(config: &Path) -> CliResult {
             other => other.to_string(),
         },
     )?;
-    let done = store.verify_audit(&key)?;
+    let done = store.verify_audit_any(&keys)?;
     print!("{}", verification_text(&done));
     match done.first_bad {
         None => Ok(()),

@@ -5,6 +5,7 @@
 
 mod analyst;
 pub(crate) mod audit;
+pub(crate) mod keys;
 mod policy;
 mod report;
 mod screen;
@@ -117,6 +118,7 @@ pub(crate) async fn run(command: Command) -> CliResult {
         Command::Screen(args) => screen::run(args).await,
         Command::Watchlist(command) => watchlist::run(command).await,
         Command::Audit(command) => audit::run(command).await,
+        Command::Keys(command) => keys::run(command).await,
         Command::Certs(CertsCommand::Example { dir }) => {
             entente::setup::write_example(&dir)?;
             println!(

@@ -46,8 +46,13 @@ impl PeerService {
         }
     }
 
+    /// The node this service answers for.
+    pub(super) fn shared(&self) -> &Arc<Shared> {
+        &self.shared
+    }
+
     /// A slot for one more stream from `partner`, or the refusal, logged and recorded.
-    fn open_stream(
+    pub(super) fn open_stream(
         &self,
         partner: &PartnerConfig,
         peer: &str,
@@ -74,7 +79,7 @@ impl PeerService {
         };
         let agency = tls::agency_from_cert(leaf.as_ref())
             .map_err(|e| self.refuse_peer(peer, "", &format!("unusable certificate: {e}")))?;
-        let Some(partner) = self.shared.config.partner(&agency) else {
+        let Some(partner) = self.shared.partner(&agency) else {
             return Err(self.refuse_peer(
                 peer,
                 &agency,
@@ -93,10 +98,10 @@ impl PeerService {
                 "certificate does not match the pinned fingerprint",
             ));
         }
-        Ok(partner.clone())
+        Ok(partner)
     }
 
-    fn refuse_peer(&self, peer: &str, agency: &str, reason: &str) -> Status {
+    pub(super) fn refuse_peer(&self, peer: &str, agency: &str, reason: &str) -> Status {
         warn!(peer, agency, reason, "refused peer connection");
         metrics::counter!(crate::metrics::CONNECTIONS_REFUSED, "reason" => "not a registered partner")
             .increment(1);
@@ -119,6 +124,13 @@ type PullStream = Pin<Box<dyn Stream<Item = Result<pb::PullBatch, Status>> + Sen
 impl pb::peer_exchange_server::PeerExchange for PeerService {
     type DeliverStream = ResultStream;
     type PullStream = PullStream;
+
+    async fn announce_keys(
+        &self,
+        request: Request<pb::KeyAnnouncement>,
+    ) -> Result<Response<pb::KeyAnnouncementResult>, Status> {
+        super::keys::announce_keys(self, request).await
+    }
 
     async fn pull(
         &self,
@@ -357,7 +369,12 @@ async fn store_batch(
         }
     }
     let receipt = (!entries.is_empty()).then(|| {
-        envelope::sign_receipt(&shared.identity, &partner.agency, crate::now_ms(), entries)
+        envelope::sign_receipt(
+            &shared.own_keys().identity,
+            &partner.agency,
+            crate::now_ms(),
+            entries,
+        )
     });
     Ok(pb::BatchResult {
         sequence,
@@ -481,7 +498,8 @@ pub(super) fn open_one(
         .limits
         .check_time(env.created_at_ms, crate::now_ms())
         .map_err(|why| (pb::RefusalReason::OutOfTimeWindow, why))?;
-    let opened = envelope::open(&shared.identity, &partner.keys, env)
+    let opened = shared
+        .open_envelope(&partner.agency, env)
         .map_err(|e| (e.reason(), e.to_string()))?;
     match opened.item.body.as_ref() {
         Some(pb::item::Body::Report(report)) => {

@@ -77,7 +77,8 @@ pub async fn run_delivery(
     let mut backoff = Duration::from_millis(delivery.initial_backoff_ms);
     let max_backoff = Duration::from_millis(delivery.max_backoff_ms);
     let mut one_at_a_time = false;
-    let client_config = match shared.client_config(&partner) {
+    let mut generation = shared.keys_generation();
+    let mut client_config = match shared.client_config(&partner) {
         Ok(c) => c,
         Err(e) => {
             tracing::error!(partner = %partner.agency, error = %e, "cannot build TLS client config; delivery to this partner is stopped");
@@ -87,6 +88,32 @@ pub async fn run_delivery(
     loop {
         if *shutdown.borrow() {
             return;
+        }
+        // Keys changed (a rotation here, or an announcement from the partner): connect
+        // with the certificate and pin held now.
+        if generation != shared.keys_generation() {
+            generation = shared.keys_generation();
+            match shared.client_config(&partner) {
+                Ok(c) => client_config = c,
+                Err(e) => {
+                    tracing::error!(partner = %partner.agency, error = %e, "cannot rebuild TLS client config after a key change; keeping the previous one")
+                }
+            }
+        }
+        // The partner must hold this node's new keys before anything made with them.
+        if shared.store.has_pending_announcements(&partner.agency) {
+            if let Err(e) =
+                super::keys::send_pending(&shared, &partner, client_config.clone()).await
+            {
+                warn!(partner = %partner.agency, error = %e, retry_in_ms = backoff.as_millis() as u64, "key announcement not delivered");
+                tokio::select! {
+                    _ = tokio::time::sleep(jitter(backoff)) => {}
+                    _ = shutdown.changed() => return,
+                }
+                backoff = (backoff * 2).min(max_backoff);
+                continue;
+            }
+            backoff = Duration::from_millis(delivery.initial_backoff_ms);
         }
         if shared.store.outbox_depth(&partner.agency) == 0 {
             tokio::select! {
@@ -178,14 +205,24 @@ async fn stream_outbox(
     let mut in_flight: VecDeque<InFlight> = VecDeque::new();
     let mut cursor: Option<[u8; 16]> = None;
     let mut sequence = 0u64;
+    let generation = shared.keys_generation();
+    let mut rekeyed = false;
     loop {
         if in_flight.is_empty() {
             // Everything before the cursor has been settled or was never read (an item
             // whose id sorts before one already sent): start again from the oldest.
             cursor = None;
         }
-        while in_flight.len() < WINDOW {
+        while in_flight.len() < WINDOW && !rekeyed {
             let batch = next_batch(shared, partner, cursor, one_at_a_time)?;
+            // Keys changed since the stream opened: a key announcement may have to go
+            // first. Checked after the read, so that a batch holding anything made with
+            // new keys is never sent on this stream (a rotation bumps the generation
+            // before it uses the new keys).
+            if shared.keys_generation() != generation {
+                rekeyed = true;
+                break;
+            }
             let Some(last) = batch.last() else { break };
             cursor = Some(last.item_id);
             sequence += 1;
@@ -210,6 +247,9 @@ async fn stream_outbox(
             }
         }
         if in_flight.is_empty() {
+            if rekeyed {
+                return Ok(());
+            }
             tokio::select! {
                 _ = notify.notified() => continue,
                 _ = tokio::time::sleep(IDLE) => return Ok(()),
@@ -297,12 +337,7 @@ fn settle(
     }
     let mut confirmed = Vec::new();
     if let Some(receipt) = &result.receipt {
-        envelope::verify_receipt(
-            receipt,
-            &partner.agency,
-            &partner.keys,
-            &shared.config.agency,
-        )?;
+        shared.verify_receipt(receipt, &partner.agency)?;
         for entry in &receipt.entries {
             let id = store::id16(&entry.item_id);
             if batch

@@ -275,9 +275,9 @@ impl Shared {
             }
             .encode_to_vec();
             let envelope = envelope::seal(
-                &self.identity,
+                &self.own_keys().identity,
                 &partner.agency,
-                &partner.keys,
+                &self.sealing_keys(partner),
                 id,
                 pb::ItemKind::WatchlistDelta,
                 now,
