@@ -7,11 +7,7 @@
 
 mod common;
 
-use std::{
-    path::{Path, PathBuf},
-    process::{Child, Command, Stdio},
-    time::Duration,
-};
+use std::{path::Path, time::Duration};
 
 use common::*;
 use entente::{
@@ -417,76 +413,6 @@ async fn learned_keys_survive_a_restart_and_the_audit_log_verifies_across_the_ro
 }
 
 // ----- the command line, on `entente serve` processes -----
-
-fn free_port() -> u16 {
-    std::net::TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port()
-}
-
-fn init(dir: &Path, agency: &str, ca: Option<(&Path, &Path)>) {
-    let listen = format!("127.0.0.1:{}", free_port());
-    let mut args = vec![
-        "init".to_owned(),
-        "--dir".into(),
-        dir.display().to_string(),
-        "--agency".into(),
-        agency.into(),
-        "--listen".into(),
-        listen,
-    ];
-    if let Some((cert, key)) = ca {
-        args.extend([
-            "--ca-cert".into(),
-            cert.display().to_string(),
-            "--ca-key".into(),
-            key.display().to_string(),
-        ]);
-    }
-    let args: Vec<&str> = args.iter().map(String::as_str).collect();
-    let out = entente(&args);
-    assert!(out.status.success(), "{}", text(&out.stderr));
-}
-
-/// Two nodes made with `entente init`, registered with each other, sharing every kind.
-fn two_nodes(dir: &Path) -> (PathBuf, PathBuf) {
-    let (a, b) = (dir.join("a"), dir.join("b"));
-    init(&a, "AA-ONE", None);
-    init(
-        &b,
-        "BB-TWO",
-        Some((&a.join("tls/ca.crt"), &a.join("tls/ca.key"))),
-    );
-    for (me, other, agency) in [(&a, &b, "BB-TWO"), (&b, &a, "AA-ONE")] {
-        let entry = std::fs::read_to_string(other.join("public.toml")).unwrap();
-        let mut config = std::fs::read_to_string(me.join("entente.toml")).unwrap();
-        config.push('\n');
-        config.push_str(&entry);
-        std::fs::write(me.join("entente.toml"), config).unwrap();
-        let policy = entente::testbed::share_policy(&[agency], &entente::sharing::ShareKind::ALL);
-        std::fs::write(me.join("policy.toml"), policy).unwrap();
-    }
-    (a.join("entente.toml"), b.join("entente.toml"))
-}
-
-fn serve(config: &Path) -> Child {
-    Command::new(env!("CARGO_BIN_EXE_entente"))
-        .args(["serve", "--config", config.to_str().unwrap()])
-        .env("RUST_LOG", "error")
-        .stdout(Stdio::null())
-        .stderr(Stdio::null())
-        .spawn()
-        .unwrap()
-}
-
-fn terminate(child: &mut Child) {
-    let pid = child.id().to_string();
-    let sent = Command::new("kill").args(["-TERM", &pid]).status().unwrap();
-    assert!(sent.success());
-    child.wait().unwrap();
-}
 
 fn submit(config: &Path, dir: &Path, title: &str) {
     let file = dir.join(format!("{title}.json"));

@@ -189,3 +189,82 @@ impl tonic::codec::Decoder for RawCodec {
         Ok(Some(out))
     }
 }
+
+// ----- nodes made and run with the `entente` binary -----
+
+/// A port on 127.0.0.1 that was free a moment ago.
+pub fn free_port() -> u16 {
+    std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port()
+}
+
+/// `entente init` of `agency` in `dir`, on a free port, with the CA given (or a new one).
+pub fn init(dir: &Path, agency: &str, ca: Option<(&Path, &Path)>) {
+    let listen = format!("127.0.0.1:{}", free_port());
+    let mut args = vec![
+        "init".to_owned(),
+        "--dir".into(),
+        dir.display().to_string(),
+        "--agency".into(),
+        agency.into(),
+        "--listen".into(),
+        listen,
+    ];
+    if let Some((cert, key)) = ca {
+        args.extend([
+            "--ca-cert".into(),
+            cert.display().to_string(),
+            "--ca-key".into(),
+            key.display().to_string(),
+        ]);
+    }
+    let args: Vec<&str> = args.iter().map(String::as_str).collect();
+    let out = entente(&args);
+    assert!(out.status.success(), "{}", text(&out.stderr));
+}
+
+/// Two nodes made with `entente init`, registered with each other, sharing every kind.
+pub fn two_nodes(dir: &Path) -> (std::path::PathBuf, std::path::PathBuf) {
+    let (a, b) = (dir.join("a"), dir.join("b"));
+    init(&a, "AA-ONE", None);
+    init(
+        &b,
+        "BB-TWO",
+        Some((&a.join("tls/ca.crt"), &a.join("tls/ca.key"))),
+    );
+    for (me, other, agency) in [(&a, &b, "BB-TWO"), (&b, &a, "AA-ONE")] {
+        let entry = std::fs::read_to_string(other.join("public.toml")).unwrap();
+        let mut config = std::fs::read_to_string(me.join("entente.toml")).unwrap();
+        config.push('\n');
+        config.push_str(&entry);
+        std::fs::write(me.join("entente.toml"), config).unwrap();
+        let policy = entente::testbed::share_policy(&[agency], &entente::sharing::ShareKind::ALL);
+        std::fs::write(me.join("policy.toml"), policy).unwrap();
+    }
+    (a.join("entente.toml"), b.join("entente.toml"))
+}
+
+/// `entente serve --config CONFIG` as a child process, its output discarded.
+pub fn serve(config: &Path) -> std::process::Child {
+    std::process::Command::new(env!("CARGO_BIN_EXE_entente"))
+        .args(["serve", "--config", config.to_str().unwrap()])
+        .env("RUST_LOG", "error")
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::null())
+        .spawn()
+        .unwrap()
+}
+
+/// Stops a `serve` process with SIGTERM, as systemd would, and waits for it.
+pub fn terminate(child: &mut std::process::Child) {
+    let pid = child.id().to_string();
+    let sent = std::process::Command::new("kill")
+        .args(["-TERM", &pid])
+        .status()
+        .unwrap();
+    assert!(sent.success());
+    child.wait().unwrap();
+}
