@@ -298,9 +298,10 @@ async fn a_subject_reported_by_two_agencies_links_their_items() {
         .submit(about("Machine tools", "Nordic Lathe Works", "NO"))
         .await
         .unwrap();
-    let store = nodes[1].shared().store.clone();
-    eventually(20, "DE-BAFA holds the three items", || {
-        store.item_count() >= 3
+    eventually(20, "DE-BAFA confirms the three items", || {
+        delivered(&nodes[0].shared().store, &from_us.item_id, "DE-BAFA")
+            && delivered(&nodes[2].shared().store, &from_jp.item_id, "DE-BAFA")
+            && delivered(&nodes[2].shared().store, &unrelated.item_id, "DE-BAFA")
     })
     .await;
 

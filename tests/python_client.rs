@@ -72,7 +72,7 @@ async fn a_python_grpc_client_searches_and_checks_health_over_mutual_tls() {
     });
     let node_ca = members[1].config.tls_ca.clone();
     let nodes = start_all(members).await;
-    let mut sent = Vec::new();
+    let (mut sent, mut ids) = (Vec::new(), Vec::new());
     for (i, tlp) in [
         pb::TlpLevel::Clear,
         pb::TlpLevel::Green,
@@ -86,11 +86,13 @@ async fn a_python_grpc_client_searches_and_checks_health_over_mutual_tls() {
             h.tlp = tlp as i32;
         }
         let done = nodes[0].shared().submit(r).await.unwrap();
+        ids.push(done.item_id);
         sent.push(entente::store::ulid_text(&done.item_id));
     }
     let store = nodes[1].shared().store.clone();
-    eventually(20, "DE-BAFA holds the three alerts", || {
-        store.item_count() >= 3
+    eventually(20, "DE-BAFA confirms the three alerts", || {
+        ids.iter()
+            .all(|id| delivered(&nodes[0].shared().store, id, "DE-BAFA"))
     })
     .await;
 

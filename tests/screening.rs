@@ -82,10 +82,11 @@ async fn a_received_report_naming_a_listed_party_is_stored_with_the_hit() {
         .await
         .unwrap();
     let id = entente::store::ulid_text(&sent.item_id);
-    eventually(20, "DE-BAFA receives the report", || {
-        received_from(&holder.store, SENDER) == 1
+    eventually(20, "DE-BAFA confirms the report", || {
+        delivered(&sender.store, &sent.item_id, HOLDER)
     })
     .await;
+    assert_eq!(received_from(&holder.store, SENDER), 1);
 
     let shown = control::get_item(&holder.store, &id).unwrap();
     assert_eq!(shown.screening_hits.len(), 1, "{:#?}", shown.screening_hits);
@@ -107,10 +108,11 @@ async fn a_received_report_naming_a_listed_party_is_stored_with_the_hit() {
     // A report naming no listed party has no hit.
     let clean = sender.submit(report_naming(&["Northwind"])).await.unwrap();
     let clean_id = entente::store::ulid_text(&clean.item_id);
-    eventually(20, "DE-BAFA receives the second report", || {
-        received_from(&holder.store, SENDER) == 2
+    eventually(20, "DE-BAFA confirms the second report", || {
+        delivered(&sender.store, &clean.item_id, HOLDER)
     })
     .await;
+    assert_eq!(received_from(&holder.store, SENDER), 2);
     let shown = control::get_item(&holder.store, &clean_id).unwrap();
     assert!(
         shown.screening_hits.is_empty(),
@@ -211,10 +213,11 @@ async fn a_synced_list_screens_received_reports_and_the_index_follows_its_deltas
         .await
         .unwrap();
     let id = entente::store::ulid_text(&sent.item_id);
-    eventually(20, "DE-BAFA receives the report", || {
-        received_from(&holder.store, SENDER) == 1
+    eventually(20, "DE-BAFA confirms the report", || {
+        delivered(&owner.store, &sent.item_id, HOLDER)
     })
     .await;
+    assert_eq!(received_from(&holder.store, SENDER), 1);
     let shown = control::get_item(&holder.store, &id).unwrap();
     assert_eq!(shown.screening_hits.len(), 1, "{:#?}", shown.screening_hits);
     assert_eq!(shown.screening_hits[0].list, list);

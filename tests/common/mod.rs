@@ -76,6 +76,18 @@ pub async fn eventually(secs: u64, what: &str, mut check: impl FnMut() -> bool) 
     panic!("timed out waiting for: {what}");
 }
 
+/// True once `partner`'s signed receipt for own item `item` reached `sender`. A receiver
+/// signs it after storing the item with everything it works out from it (screening hits,
+/// search index, correlations) and flushing, whereas the item alone is visible in its
+/// store a moment before the rest.
+pub fn delivered(sender: &Store, item: &[u8; 16], partner: &str) -> bool {
+    sender
+        .deliveries(item)
+        .unwrap_or_default()
+        .iter()
+        .any(|(p, d)| p == partner && d.state == "delivered")
+}
+
 /// Items `node` holds from `origin`.
 pub fn received_from(store: &Store, origin: &str) -> usize {
     store
