@@ -15,7 +15,6 @@
 use std::{path::Path, sync::Arc};
 
 use tokio::{net::TcpListener, sync::watch};
-use tokio_stream::{StreamExt as _, wrappers::TcpListenerStream};
 use tonic::transport::Channel;
 use tracing::{info, warn};
 use x509_parser::extensions::GeneralName;
@@ -127,52 +126,31 @@ pub async fn serve(
     let Some(local) = shared.config.local.clone() else {
         return;
     };
-    let acceptor = tokio_rustls::TlsAcceptor::from(server_config);
-    let (conn_tx, conn_rx) = tokio::sync::mpsc::channel(16);
-    let accept_shared = shared.clone();
-    let accept_loop = async move {
-        let mut incoming = TcpListenerStream::new(listener);
-        while let Some(conn) = incoming.next().await {
-            let Ok(tcp) = conn else { continue };
-            let peer = tcp
-                .peer_addr()
-                .map_or_else(|_| "unknown".to_owned(), |a| a.to_string());
-            let (acceptor, tx, shared) = (acceptor.clone(), conn_tx.clone(), accept_shared.clone());
-            tokio::spawn(async move {
-                let handshake =
-                    tokio::time::timeout(std::time::Duration::from_secs(10), acceptor.accept(tcp));
-                let reason = match handshake.await {
-                    Ok(Ok(tls)) => {
-                        let _ = tx.send(Ok::<_, std::io::Error>(tls)).await;
-                        return;
-                    }
-                    Ok(Err(e)) => e.to_string(),
-                    Err(_) => "handshake timed out".to_owned(),
-                };
-                warn!(peer, reason, "refused TLS handshake on the local listener");
-                metrics::counter!(crate::metrics::CONNECTIONS_REFUSED, "reason" => "local TLS handshake")
-                    .increment(1);
-                shared.record(Event::new(
-                    Action::Refused,
-                    &peer,
-                    "",
-                    format!("local listener TLS handshake: {reason}"),
-                ));
-            });
-        }
-    };
+    let refused_shared = shared.clone();
+    let (accept_loop, conn_rx) = crate::node::accept_tls(
+        listener,
+        server_config,
+        move |peer, reason| {
+            warn!(peer, reason, "refused TLS handshake on the local listener");
+            metrics::counter!(crate::metrics::CONNECTIONS_REFUSED, "reason" => "local TLS handshake")
+                .increment(1);
+            refused_shared.record(Event::new(
+                Action::Refused,
+                peer,
+                "",
+                format!("local listener TLS handshake: {reason}"),
+            ));
+        },
+    );
     let service = control::service(shared.clone(), Access::Listener(Arc::new(local)));
     let (health, reflection) = crate::node::health_and_reflection("entente.v1.Control").await;
     let server = tonic::transport::Server::builder()
         .add_service(service)
         .add_service(health)
         .add_optional_service(reflection)
-        .serve_with_incoming_shutdown(
-            tokio_stream::wrappers::ReceiverStream::new(conn_rx),
-            async move {
-                let _ = stopped.changed().await;
-            },
-        );
+        .serve_with_incoming_shutdown(conn_rx, async move {
+            let _ = stopped.changed().await;
+        });
     info!(agency = %shared.config.agency, "local listener serving");
     tokio::select! {
         _ = accept_loop => {}

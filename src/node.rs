@@ -925,33 +925,10 @@ async fn serve_peers(
     server_config: Arc<rustls::ServerConfig>,
     mut stopped: watch::Receiver<bool>,
 ) {
-    let acceptor = tokio_rustls::TlsAcceptor::from(server_config);
-    let (conn_tx, conn_rx) = tokio::sync::mpsc::channel(64);
-    let accept_shared = shared.clone();
-    let accept_loop = async move {
-        let mut incoming = TcpListenerStream::new(listener);
-        while let Some(conn) = incoming.next().await {
-            let Ok(tcp) = conn else { continue };
-            let _ = tcp.set_nodelay(true);
-            let peer = tcp
-                .peer_addr()
-                .map_or_else(|_| "unknown".to_owned(), |a| a.to_string());
-            let acceptor = acceptor.clone();
-            let tx = conn_tx.clone();
-            let shared = accept_shared.clone();
-            tokio::spawn(async move {
-                let handshake =
-                    tokio::time::timeout(std::time::Duration::from_secs(10), acceptor.accept(tcp));
-                match handshake.await {
-                    Ok(Ok(tls)) => {
-                        let _ = tx.send(Ok::<_, std::io::Error>(tls)).await;
-                    }
-                    Ok(Err(e)) => refuse_handshake(&shared, &peer, &e.to_string()),
-                    Err(_) => refuse_handshake(&shared, &peer, "handshake timed out"),
-                }
-            });
-        }
-    };
+    let refused_shared = shared.clone();
+    let (accept_loop, conn_rx) = accept_tls(listener, server_config, move |peer, reason| {
+        refuse_handshake(&refused_shared, peer, reason)
+    });
     let limit = shared.config.max_message_bytes;
     let service = pb::peer_exchange_server::PeerExchangeServer::new(PeerService::new(
         shared.clone(),
@@ -964,16 +941,57 @@ async fn serve_peers(
         .add_service(service)
         .add_service(health)
         .add_optional_service(reflection)
-        .serve_with_incoming_shutdown(
-            tokio_stream::wrappers::ReceiverStream::new(conn_rx),
-            async move {
-                let _ = stopped.changed().await;
-            },
-        );
+        .serve_with_incoming_shutdown(conn_rx, async move {
+            let _ = stopped.changed().await;
+        });
     tokio::select! {
         _ = accept_loop => {}
         r = server => if let Err(e) = r { tracing::error!(error = %e, "peer server failed") },
     }
+}
+
+/// Accepts TCP connections on `listener` (with Nagle off) and completes each TLS handshake
+/// on a task of its own, within 10 s. Completed connections come out of the returned
+/// stream, for a tonic server; a failed or timed-out handshake goes to `refused` with the
+/// peer's address and the reason. The returned future runs the accept loop.
+pub(crate) fn accept_tls(
+    listener: TcpListener,
+    server_config: Arc<rustls::ServerConfig>,
+    refused: impl Fn(&str, &str) + Clone + Send + Sync + 'static,
+) -> (
+    impl std::future::Future<Output = ()>,
+    tokio_stream::wrappers::ReceiverStream<
+        std::io::Result<tokio_rustls::server::TlsStream<tokio::net::TcpStream>>,
+    >,
+) {
+    let acceptor = tokio_rustls::TlsAcceptor::from(server_config);
+    let (conn_tx, conn_rx) = tokio::sync::mpsc::channel(64);
+    let accept_loop = async move {
+        let mut incoming = TcpListenerStream::new(listener);
+        while let Some(conn) = incoming.next().await {
+            let Ok(tcp) = conn else { continue };
+            let _ = tcp.set_nodelay(true);
+            let peer = tcp
+                .peer_addr()
+                .map_or_else(|_| "unknown".to_owned(), |a| a.to_string());
+            let (acceptor, tx, refused) = (acceptor.clone(), conn_tx.clone(), refused.clone());
+            tokio::spawn(async move {
+                let handshake =
+                    tokio::time::timeout(std::time::Duration::from_secs(10), acceptor.accept(tcp));
+                match handshake.await {
+                    Ok(Ok(tls)) => {
+                        let _ = tx.send(Ok(tls)).await;
+                    }
+                    Ok(Err(e)) => refused(&peer, &e.to_string()),
+                    Err(_) => refused(&peer, "handshake timed out"),
+                }
+            });
+        }
+    };
+    (
+        accept_loop,
+        tokio_stream::wrappers::ReceiverStream::new(conn_rx),
+    )
 }
 
 fn refuse_handshake(shared: &Shared, peer: &str, reason: &str) {
