@@ -7,6 +7,7 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
     let files = [
         "proto/entente/v1/report.proto",
         "proto/entente/v1/watchlist.proto",
+        "proto/entente/v1/lifecycle.proto",
         "proto/entente/v1/item.proto",
         "proto/entente/v1/envelope.proto",
         "proto/entente/v1/keys.proto",

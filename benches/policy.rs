@@ -92,6 +92,7 @@ fn decide(c: &mut Criterion) {
         origin: "US-BIS",
         created_at_ms: now_ms - 86_400_000,
         now_ms,
+        consented_to: &[],
     };
     match set.decide("US-BIS", "DE-BAFA", &item) {
         Decision::Share { rule, .. } => assert_eq!(rule, "electronics-via-hubs"),

@@ -187,6 +187,8 @@ fn main() {
                         envelope_digest: vec![0; 32],
                         own: false,
                         sender: sender.into(),
+                        version: 1,
+                        reason: String::new(),
                     },
                     digest: [0; 32],
                 }

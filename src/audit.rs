@@ -102,6 +102,16 @@ pub enum Action {
     KeyAnnounced,
     /// Two items (or an item and a watchlist entry) were linked, or a link was closed.
     Correlated,
+    /// A new version of an item was issued (own) or applied (received).
+    Corrected,
+    /// An item was withdrawn by its originator: here (own) or at the originator (received).
+    Retracted,
+    /// A consent request was made, received or answered.
+    Consent,
+    /// A denial consultation was opened, replied to or undercut.
+    Consultation,
+    /// A licence application was checked or decided.
+    Licence,
 }
 
 impl Action {
@@ -126,6 +136,11 @@ impl Action {
             Action::KeyLearned => "key-learned",
             Action::KeyAnnounced => "key-announced",
             Action::Correlated => "correlated",
+            Action::Corrected => "corrected",
+            Action::Retracted => "retracted",
+            Action::Consent => "consent",
+            Action::Consultation => "consultation",
+            Action::Licence => "licence",
         }
     }
 }

@@ -116,6 +116,8 @@ pub struct Config {
     pub delivery: Delivery,
     /// Screening of stored reports against the watchlists held.
     pub screening: Screening,
+    /// Corrections, retractions, consent and consultations.
+    pub lifecycle: Lifecycle,
     /// Limits on what partners may send.
     pub limits: Limits,
     /// The local listener for the agency's own analysts and operators, if configured.
@@ -244,6 +246,24 @@ impl Default for Screening {
     }
 }
 
+/// The default `[lifecycle] consultation_days`.
+pub const DEFAULT_CONSULTATION_DAYS: u32 = 30;
+
+/// Items after they were sent: corrections, retractions, consent, consultations.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Lifecycle {
+    /// Days a denying agency is given to reply to a consultation, 1 to 365.
+    pub consultation_days: u32,
+}
+
+impl Default for Lifecycle {
+    fn default() -> Self {
+        Self {
+            consultation_days: DEFAULT_CONSULTATION_DAYS,
+        }
+    }
+}
+
 /// One registered partner.
 #[derive(Clone)]
 pub struct PartnerConfig {
@@ -310,6 +330,8 @@ struct RawConfig {
     #[serde(default)]
     screening: RawScreening,
     #[serde(default)]
+    lifecycle: RawLifecycle,
+    #[serde(default)]
     limits: RawLimits,
     local: Option<RawLocal>,
     #[serde(default)]
@@ -333,6 +355,12 @@ struct RawLimits {
     max_streams_per_peer: Option<Spanned<i64>>,
     max_envelopes_per_sec: Option<Spanned<i64>>,
     idle_stream_secs: Option<Spanned<i64>>,
+}
+
+#[derive(Deserialize, Default)]
+#[serde(deny_unknown_fields)]
+struct RawLifecycle {
+    consultation_days: Option<Spanned<i64>>,
 }
 
 #[derive(Deserialize, Default)]
@@ -445,6 +473,7 @@ impl Validator<'_> {
             )? as u64,
         };
         let screening = self.screening(&raw.screening)?;
+        let lifecycle = self.lifecycle(&raw.lifecycle)?;
         let limits = Limits {
             max_item_age_days: self.ranged(
                 raw.limits.max_item_age_days.as_ref(),
@@ -508,6 +537,7 @@ impl Validator<'_> {
             tls_crl: raw.tls.crl.as_deref().map(|p| self.path(p)),
             delivery,
             screening,
+            lifecycle,
             limits,
             local,
             partners,
@@ -538,6 +568,22 @@ impl Validator<'_> {
             ca: self.path(&raw.ca),
             users,
         })
+    }
+
+    fn lifecycle(&self, raw: &RawLifecycle) -> Result<Lifecycle, ConfigError> {
+        let Some(days) = &raw.consultation_days else {
+            return Ok(Lifecycle::default());
+        };
+        match u32::try_from(*days.get_ref()) {
+            Ok(d @ 1..=365) => Ok(Lifecycle {
+                consultation_days: d,
+            }),
+            _ => Err(self.invalid(
+                days,
+                "lifecycle.consultation_days",
+                &format!("a number of days from 1 to 365, such as {DEFAULT_CONSULTATION_DAYS}"),
+            )),
+        }
     }
 
     fn screening(&self, raw: &RawScreening) -> Result<Screening, ConfigError> {

@@ -57,6 +57,10 @@ mod keys;
 
 pub use keys::{rotate_keys, rotate_request as keys_request};
 
+mod lifecycle;
+
+pub use lifecycle::{list_consents, list_consultations};
+
 /// How long a search waits for the search index to be built after start-up before it
 /// is refused as unavailable.
 const SEARCH_PATIENCE: std::time::Duration = std::time::Duration::from_secs(5);
@@ -436,6 +440,120 @@ impl pb::control_server::Control for ControlService {
         }))
     }
 
+    async fn correct_item(
+        &self,
+        request: Request<pb::CorrectItemRequest>,
+    ) -> Result<Response<pb::LifecycleResponse>, Status> {
+        let r = request.into_inner();
+        let report = r
+            .report
+            .ok_or_else(|| Status::invalid_argument("request has no report"))?;
+        let done = self
+            .shared
+            .correct(&r.item_id, report, &r.reason)
+            .await
+            .map_err(status)?;
+        Ok(Response::new(done))
+    }
+
+    async fn retract_item(
+        &self,
+        request: Request<pb::RetractItemRequest>,
+    ) -> Result<Response<pb::LifecycleResponse>, Status> {
+        let r = request.into_inner();
+        let done = self
+            .shared
+            .retract(&r.item_id, &r.reason)
+            .await
+            .map_err(status)?;
+        Ok(Response::new(done))
+    }
+
+    async fn request_consent(
+        &self,
+        request: Request<pb::RequestConsentRequest>,
+    ) -> Result<Response<pb::LifecycleResponse>, Status> {
+        let r = request.into_inner();
+        let done = self
+            .shared
+            .request_consent(&r.item_id, &r.third_party, &r.note)
+            .await
+            .map_err(status)?;
+        Ok(Response::new(done))
+    }
+
+    async fn list_consents(
+        &self,
+        _request: Request<pb::ListConsentsRequest>,
+    ) -> Result<Response<pb::ListConsentsResponse>, Status> {
+        Ok(Response::new(
+            list_consents(&self.shared.store).map_err(status)?,
+        ))
+    }
+
+    async fn answer_consent(
+        &self,
+        request: Request<pb::AnswerConsentRequest>,
+    ) -> Result<Response<pb::LifecycleResponse>, Status> {
+        let r = request.into_inner();
+        let done = self
+            .shared
+            .answer_consent(&r.request_id, r.grant, &r.note)
+            .await
+            .map_err(status)?;
+        Ok(Response::new(done))
+    }
+
+    async fn check_licence(
+        &self,
+        request: Request<pb::CheckLicenceRequest>,
+    ) -> Result<Response<pb::CheckLicenceResponse>, Status> {
+        let r = request.into_inner();
+        let application = crate::lifecycle::parse_application(&r.application_json, &r.source)
+            .map_err(|e| Status::invalid_argument(e.to_string()))?;
+        let done = self
+            .shared
+            .check_licence(&application, r.deadline_days, r.dry_run)
+            .await
+            .map_err(status)?;
+        Ok(Response::new(done))
+    }
+
+    async fn decide_licence(
+        &self,
+        request: Request<pb::DecideLicenceRequest>,
+    ) -> Result<Response<pb::DecideLicenceResponse>, Status> {
+        let r = request.into_inner();
+        let done = self
+            .shared
+            .decide_licence(&r.reference, r.grant, &r.note)
+            .await
+            .map_err(status)?;
+        Ok(Response::new(done))
+    }
+
+    async fn list_consultations(
+        &self,
+        request: Request<pb::ListConsultationsRequest>,
+    ) -> Result<Response<pb::ListConsultationsResponse>, Status> {
+        Ok(Response::new(
+            list_consultations(&self.shared.store, &request.into_inner()).map_err(status)?,
+        ))
+    }
+
+    async fn reply_consultation(
+        &self,
+        request: Request<pb::ReplyConsultationRequest>,
+    ) -> Result<Response<pb::LifecycleResponse>, Status> {
+        let r = request.into_inner();
+        let done = self
+            .shared
+            .reply_consultation(&r.consultation_id, r.objects, &r.note)
+            .await
+            .map_err(status)?;
+        Ok(Response::new(done))
+    }
+
     async fn reload_policy(
         &self,
         _request: Request<pb::ReloadPolicyRequest>,
@@ -475,9 +593,15 @@ pub fn status_text(status: &Status) -> String {
 fn status(e: NodeError) -> Status {
     match e {
         NodeError::Report(e) => Status::invalid_argument(e.to_string()),
-        NodeError::NoSuchItem(_) | NodeError::Store(store::StoreError::NoSuchCorrelation) => {
+        NodeError::NoSuchItem(_)
+        | NodeError::NoSuch { .. }
+        | NodeError::Store(store::StoreError::NoSuchCorrelation) => {
             Status::not_found(e.to_string())
         }
+        NodeError::Invalid(_) | NodeError::TooLarge { .. } => {
+            Status::invalid_argument(e.to_string())
+        }
+        NodeError::NotAllowed(_) => Status::failed_precondition(e.to_string()),
         NodeError::Store(store::StoreError::CorrelationClosed) => {
             Status::failed_precondition(e.to_string())
         }
@@ -541,11 +665,29 @@ pub fn get_item(store: &store::Store, item_id: &str) -> Result<pb::GetItemRespon
         .map_err(|_| NodeError::NoSuchItem(item_id.to_owned()))?
         .to_bytes();
     let copies = store.item(&id)?;
-    let item = copies
-        .iter()
-        .find(|i| i.own)
-        .or_else(|| copies.first())
-        .ok_or_else(|| NodeError::NoSuchItem(item_id.to_owned()))?;
+    let Some(item) = copies.iter().find(|i| i.own).or_else(|| copies.first()) else {
+        // A withdrawn item: its content is gone, its tombstone stays.
+        let Some(t) = store.tombstones_of(&id)?.into_iter().next() else {
+            return Err(NodeError::NoSuchItem(item_id.to_owned()));
+        };
+        let mut response = pb::GetItemResponse {
+            summary: Some(pb::ItemSummary {
+                item_id: store::ulid_text(&id),
+                sender: t.originator.clone(),
+                originator: t.originator.clone(),
+                title: "(retracted by its originator)".into(),
+                ..Default::default()
+            }),
+            signature: format!(
+                "tombstone signed by {}'s key {}, checked on receipt",
+                t.originator,
+                hex::encode(&t.signer_key_id)
+            ),
+            ..Default::default()
+        };
+        lifecycle::add_lifecycle(store, &id, None, &mut response)?;
+        return Ok(response);
+    };
     let screening = store.screening(&id, &item.sender)?;
     let signature = if item.own {
         "own: not signed until it is sealed for a partner".to_owned()
@@ -556,13 +698,16 @@ pub fn get_item(store: &store::Store, item_id: &str) -> Result<pb::GetItemRespon
             hex::encode(&item.envelope_digest)
         )
     };
-    Ok(pb::GetItemResponse {
+    let mut response = pb::GetItemResponse {
         summary: Some(summary(store, item)?),
         report: item.report().cloned(),
         screening_hits: screening.map(|s| s.hits).unwrap_or_default(),
         correlations: store.item_correlations(&id)?,
         signature,
-    })
+        ..Default::default()
+    };
+    lifecycle::add_lifecycle(store, &id, Some(item), &mut response)?;
+    Ok(response)
 }
 
 fn summary(

@@ -494,10 +494,10 @@ fn decode_item(header: &Header, payload: &[u8]) -> Result<pb::Item, OpenError> {
         .map_err(|_| OpenError::Malformed("payload: not a valid Item encoding".into()))?;
     // A body added by a later version of the schema decodes as no body, and is refused here.
     let agrees = match &item.body {
-        Some(pb::item::Body::Report(report)) => {
-            report.kind == header.kind as i32 && is_report_kind(header.kind)
+        Some(body @ pb::item::Body::Report(_)) => {
+            crate::lifecycle::body_kind(body) == header.kind && is_report_kind(header.kind)
         }
-        Some(pb::item::Body::WatchlistDelta(_)) => header.kind == pb::ItemKind::WatchlistDelta,
+        Some(body) => crate::lifecycle::body_kind(body) == header.kind,
         None => false,
     };
     if agrees {

@@ -38,6 +38,7 @@ pub mod envelope;
 pub mod exchange;
 pub mod identity;
 pub mod keys;
+pub mod lifecycle;
 pub mod local;
 pub mod metrics;
 pub mod node;

@@ -49,7 +49,8 @@ pub fn required_role(method: &str) -> Role {
     match method {
         "SubmitReport" | "ListItems" | "GetItem" | "Screen" | "SearchItems"
         | "ListCorrelations" | "CloseCorrelation" | "WhoAmI" | "ListWatchlists"
-        | "ShowWatchlist" => Role::Analyst,
+        | "ShowWatchlist" | "CorrectItem" | "RetractItem" | "RequestConsent" | "ListConsents"
+        | "CheckLicence" | "ListConsultations" => Role::Analyst,
         // Everything else, including calls added later, needs the stronger role.
         _ => Role::Operator,
     }

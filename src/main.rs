@@ -64,6 +64,17 @@ pub(crate) enum Command {
     /// watchlist entry, with the evidence; the open ones unless --all. Close one after
     /// review with --close ID --note TEXT.
     Correlations(cli::CorrelationsArgs),
+    /// Ask an item's originator for consent to pass it on (the third-party rule), and, as
+    /// originator, grant or refuse such requests.
+    #[command(subcommand)]
+    Consent(cli::lifecycle::ConsentCommand),
+    /// Check a licence application against the denial notifications received, opening
+    /// consultations with the denying agencies; record the decision.
+    #[command(subcommand)]
+    Licence(cli::lifecycle::LicenceCommand),
+    /// Denial consultations, opened by this node and opened with it: open, overdue,
+    /// answered or undercut. `consultations reply` answers one as the denying agency.
+    Consultations(cli::lifecycle::ConsultationsArgs),
     /// Who the node takes you to be, and your role.
     Whoami {
         /// The node's config file.
@@ -194,6 +205,33 @@ pub(crate) enum ReportCommand {
         /// The item ids (as `report list` or `report search` show them).
         #[arg(required = true)]
         ids: Vec<String>,
+    },
+    /// Issue a corrected version of an own item: it goes to every partner that was sent
+    /// the item, in the form the current policy gives each. The handling may only stay or
+    /// narrow.
+    Correct {
+        /// The node's config file.
+        #[arg(long, short, env = "ENTENTE_CONFIG")]
+        config: PathBuf,
+        /// The item id.
+        id: String,
+        /// The whole report as corrected (JSON, as for `report submit`).
+        file: PathBuf,
+        /// Why it was corrected, for the receiving analysts.
+        #[arg(long)]
+        reason: String,
+    },
+    /// Withdraw an own item: every partner that was sent it gets a signed retraction,
+    /// deletes the content and keeps the tombstone; `report show` lists who acknowledged.
+    Retract {
+        /// The node's config file.
+        #[arg(long, short, env = "ENTENTE_CONFIG")]
+        config: PathBuf,
+        /// The item id.
+        id: String,
+        /// Why it was withdrawn, for the receiving analysts.
+        #[arg(long)]
+        reason: String,
     },
     /// Run the sharing policy again for a held item (own or received) and queue it for
     /// every partner that may now have it. A received item stays bound by its

@@ -50,6 +50,10 @@ pub use keys::{KeyError, LearnError, RotateRequest};
 
 mod analysis;
 
+mod lifecycle;
+
+pub use lifecycle::{LIFECYCLE_RULE, consultation_state};
+
 pub use analysis::open_search as build_search_index;
 
 /// Why a node could not start or act.
@@ -90,6 +94,20 @@ pub enum NodeError {
     /// No item with this id is held.
     #[error("no item {0} is held by this node")]
     NoSuchItem(String),
+    /// No consent request, consultation or licence application with this id is held.
+    #[error("no {what} {id} is held by this node")]
+    NoSuch {
+        /// What was looked for.
+        what: &'static str,
+        /// The id or reference given.
+        id: String,
+    },
+    /// A lifecycle request that is malformed: what is wrong with it.
+    #[error("{0}")]
+    Invalid(String),
+    /// A lifecycle request that the item's state does not allow: why not.
+    #[error("{0}")]
+    NotAllowed(String),
     /// Sealing failed.
     #[error("sealing for {partner}: {source}")]
     Seal {
@@ -395,6 +413,8 @@ impl Shared {
             envelope_digest: Vec::new(),
             own: true,
             sender: self.config.agency.clone(),
+            version: 1,
+            reason: String::new(),
         };
         let (sealed, withheld) = self.decide_and_seal(&stored, &[])?;
         Ok((stored, sealed, withheld))
@@ -412,11 +432,13 @@ impl Shared {
             .report()
             .ok_or_else(|| NodeError::NoSuchItem(view_id(item)))?;
         let policy = self.policy();
+        let consented = self.store.grants(&store::id16(&item.item_id))?;
         let facts = ItemFacts {
             report,
             origin: &item.origin,
             created_at_ms: item.created_at_ms,
             now_ms: crate::now_ms(),
+            consented_to: &consented,
         };
         let kind = report.kind();
         let id = store::id16(&item.item_id);
@@ -484,15 +506,30 @@ impl Shared {
         let id = ulid::Ulid::from_string(item_id)
             .map_err(|_| NodeError::NoSuchItem(item_id.to_owned()))?
             .to_bytes();
-        let copies = self.store.item(&id)?;
+        let done = self.reshare(&id)?;
+        self.store.flush().await?;
+        self.announce(&done);
+        Ok(done)
+    }
+
+    /// The work of [`Shared::share_again`], not yet flushed or announced.
+    fn reshare(&self, id: &[u8; 16]) -> Result<Submitted, NodeError> {
+        let missing = || NodeError::NoSuchItem(store::ulid_text(id));
+        let copies = self.store.item(id)?;
         let item = copies
             .iter()
             .find(|i| i.own)
             .or_else(|| copies.first())
-            .ok_or_else(|| NodeError::NoSuchItem(item_id.to_owned()))?;
+            .ok_or_else(missing)?;
+        if self.store.tombstone(id, &item.origin)?.is_some() {
+            return Err(NodeError::NotAllowed(format!(
+                "item {} was retracted by its originator; it is not shared again",
+                store::ulid_text(id)
+            )));
+        }
         let already: Vec<String> = self
             .store
-            .deliveries(&id)?
+            .deliveries(id)?
             .into_iter()
             .filter(|(_, r)| r.state != "withheld")
             .map(|(p, _)| p)
@@ -500,10 +537,7 @@ impl Shared {
             .collect();
         let (sealed, withheld) = self.decide_and_seal(item, &already)?;
         self.store.share_again(item, &sealed, &withheld)?;
-        self.store.flush().await?;
-        let done = submitted(item, &sealed, &withheld);
-        self.announce(&done);
-        Ok(done)
+        Ok(submitted(item, &sealed, &withheld))
     }
 
     /// The policy in force.

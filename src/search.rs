@@ -195,6 +195,8 @@ struct Doc {
     key: Box<[u8]>,
     stored_at_ms: i64,
     sender: Box<str>,
+    /// Number of subjects whose names are in `names` under "doc/n".
+    subjects: usize,
 }
 
 /// The search index (see the module documentation).
@@ -260,6 +262,7 @@ impl SearchIndex {
             key: key.into(),
             stored_at_ms,
             sender: sender.into(),
+            subjects: report.subjects.len(),
         });
         self.by_key.insert(key.into(), doc);
         self.all.insert(doc);
@@ -287,6 +290,28 @@ impl SearchIndex {
                 .entry(sender.into())
                 .or_default()
                 .upsert(SUBJECTS, &entry);
+        }
+    }
+
+    /// Takes the item under store `key` out of the index (its content was corrected or
+    /// withdrawn). Every term's set is visited, so this costs in proportion to the number
+    /// of distinct terms; it is done once per correction or retraction.
+    pub fn remove(&mut self, key: &[u8]) {
+        let Some(doc) = self.by_key.remove(key) else {
+            return;
+        };
+        self.all.remove(doc);
+        self.terms.retain(|_, set| {
+            set.remove(doc);
+            !set.is_empty()
+        });
+        let Some(d) = self.docs.get(doc as usize) else {
+            return;
+        };
+        if let Some(names) = self.names.get_mut(&d.sender) {
+            for n in 0..d.subjects {
+                names.remove(SUBJECTS, &format!("{doc}/{n}"));
+            }
         }
     }
 

@@ -49,6 +49,10 @@ mod screening;
 
 mod correlations;
 
+mod lifecycle;
+
+pub use lifecycle::Change;
+
 /// A storage failure. Its message names the operation; it never carries item content.
 #[derive(Debug, thiserror::Error)]
 pub enum StoreError {
@@ -152,6 +156,12 @@ pub struct StoredItem {
     /// the item id it is the item's key: a sender vouches only for what it sent.
     #[prost(string, tag = "9")]
     pub sender: String,
+    /// The version held: 0 or 1 for an item never corrected, then 2, 3, ...
+    #[prost(uint32, tag = "10")]
+    pub version: u32,
+    /// For a corrected version: why the originator corrected it.
+    #[prost(string, tag = "11")]
+    pub reason: String,
 }
 
 impl StoredItem {
@@ -159,7 +169,7 @@ impl StoredItem {
     pub fn report(&self) -> Option<&pb::Report> {
         match self.item.as_ref()?.body.as_ref()? {
             pb::item::Body::Report(r) => Some(r),
-            pb::item::Body::WatchlistDelta(_) => None,
+            _ => None,
         }
     }
 }
@@ -223,7 +233,7 @@ pub struct Queued {
 }
 
 /// What happened to one received envelope when the store tried to keep it.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Received {
     /// Stored now.
     Stored,
@@ -231,6 +241,10 @@ pub enum Received {
     Duplicate,
     /// Another envelope with this sender and item id was stored before: refused.
     Replay,
+    /// The originator withdrew the item before it arrived: acknowledged, not stored.
+    Withdrawn,
+    /// A lifecycle message that does not fit what this node holds: refused, and why.
+    Refused(pb::RefusalReason, String),
 }
 
 /// A received item ready to be stored, with its dedup key.
@@ -515,14 +529,24 @@ impl Store {
                 self.seal_value(ITEMS, &key, &incoming.item.encode_to_vec())
             })
             .collect::<Result<Vec<_>>>()?;
+        // An item whose originator withdrew it before it arrived is acknowledged and not
+        // kept: only its tombstone stays.
+        let withdrawn = batch
+            .iter()
+            .map(|incoming| {
+                let id = id16(&incoming.item.item_id);
+                Ok(self.tombstone(&id, &incoming.item.origin)?.is_some())
+            })
+            .collect::<Result<Vec<bool>>>()?;
         (&self.items, &self.seen, &self.audit)
             .transaction(|(items, seen, log)| {
                 let mut outcomes = Vec::with_capacity(batch.len());
                 let mut events = Vec::with_capacity(batch.len());
-                for (incoming, value) in batch.iter().zip(&sealed) {
+                for ((incoming, value), withdrawn) in batch.iter().zip(&sealed).zip(&withdrawn) {
                     let id = id16(&incoming.item.item_id);
                     let seen_key = seen_key(sender, &id);
                     let outcome = match seen.get(seen_key.as_slice())? {
+                        _ if *withdrawn => Received::Withdrawn,
                         Some(prior) if prior.as_ref() == incoming.digest => Received::Duplicate,
                         Some(_) => Received::Replay,
                         None => {
@@ -532,7 +556,7 @@ impl Store {
                             Received::Stored
                         }
                     };
-                    events.push(received_event(sender, &id, outcome));
+                    events.push(received_event(sender, &id, &outcome));
                     outcomes.push(outcome);
                 }
                 self.append_audit(log, &events)?;
@@ -917,11 +941,16 @@ fn decode<T: prost::Message + Default>(
     T::decode(value).map_err(|_| StoreError::Corrupt { op, tree })
 }
 
-fn received_event(sender: &str, id: &[u8; 16], outcome: Received) -> Event {
+fn received_event(sender: &str, id: &[u8; 16], outcome: &Received) -> Event {
     let (action, detail) = match outcome {
         Received::Stored => (audit::Action::Received, ""),
         Received::Duplicate => (audit::Action::Received, "duplicate: already stored"),
         Received::Replay => (audit::Action::Refused, "replay: item id reused"),
+        Received::Withdrawn => (
+            audit::Action::Received,
+            "withdrawn by its originator: not stored",
+        ),
+        Received::Refused(..) => (audit::Action::Refused, "lifecycle message refused"),
     };
     Event::new(action, sender, &ulid_text(id), detail)
 }

@@ -139,6 +139,7 @@ fn member_config(dir: &Path, agency: &str, listen: std::net::SocketAddr) -> Conf
             initial_backoff_ms: 50,
         },
         screening: crate::config::Screening::default(),
+        lifecycle: crate::config::Lifecycle::default(),
         limits: crate::config::Limits::default(),
         local: None,
         partners: Vec::new(),

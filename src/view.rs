@@ -6,6 +6,13 @@ use serde_json::json;
 
 use crate::{pb, report, store};
 
+mod lifecycle;
+
+pub use lifecycle::{
+    consent_json, consents_text, consultation_json, consultations_text, licence_check_json,
+    licence_check_text, lifecycle_json, lifecycle_text,
+};
+
 /// One item summary as a JSON object.
 pub fn summary_json(item: &pb::ItemSummary) -> serde_json::Value {
     let deliveries: Vec<_> = item
@@ -129,6 +136,7 @@ pub fn item_json(item: &pb::GetItemResponse) -> serde_json::Value {
         obj.insert("signature".into(), item.signature.clone().into());
         let links: Vec<_> = item.correlations.iter().map(correlation_json).collect();
         obj.insert("correlations".into(), links.into());
+        lifecycle::item_lifecycle_json(item, obj);
     }
     out
 }
@@ -244,6 +252,7 @@ pub fn item_text(item: &pb::GetItemResponse) -> String {
             out.push_str(&correlation_text(c));
         }
     }
+    lifecycle::item_lifecycle_text(item, &mut out);
     if let Some(r) = &item.report {
         let json = serde_json::to_string_pretty(&report::report_to_json(r)).unwrap_or_default();
         let _ = writeln!(out, "report\n{json}");

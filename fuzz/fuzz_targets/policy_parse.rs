@@ -67,6 +67,7 @@ fn decide(set: &PolicySet, partner: &str, report: &pb::Report) {
         origin: NODE,
         created_at_ms: CREATED_AT_MS,
         now_ms: NOW_MS,
+        consented_to: &[],
     };
     if let Decision::Share { report: shared, .. } = set.decide(NODE, partner, &facts) {
         report::validate(&shared, "shared copy").expect("a shared copy validates");

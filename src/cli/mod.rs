@@ -6,6 +6,7 @@
 mod analyst;
 pub(crate) mod audit;
 pub(crate) mod keys;
+pub(crate) mod lifecycle;
 mod policy;
 mod report;
 mod screen;
@@ -70,6 +71,18 @@ pub(crate) async fn run(command: Command) -> CliResult {
             report::show(&config, &id, json).await
         }
         Command::Report(ReportCommand::Share { config, id }) => report::share(&config, &id).await,
+        Command::Report(ReportCommand::Correct {
+            config,
+            id,
+            file,
+            reason,
+        }) => lifecycle::correct(&config, &id, &file, &reason).await,
+        Command::Report(ReportCommand::Retract { config, id, reason }) => {
+            lifecycle::retract(&config, &id, &reason).await
+        }
+        Command::Consent(command) => lifecycle::consent(command).await,
+        Command::Licence(command) => lifecycle::licence(command).await,
+        Command::Consultations(args) => lifecycle::consultations(args).await,
         Command::Report(ReportCommand::Search(args)) => analyst::search(*args).await,
         Command::Report(ReportCommand::Export {
             config,

@@ -60,6 +60,7 @@ pub(crate) fn explain(
         origin: origin.unwrap_or(&config.agency),
         created_at_ms: now,
         now_ms: now,
+        consented_to: &[],
     };
     println!("partner:  {partner}");
     println!("kind:     {}", report::kind_name(report.kind()));

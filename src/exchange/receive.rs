@@ -357,6 +357,13 @@ async fn store_batch(
                     envelope_digest: item.digest.to_vec(),
                 });
             }
+            Received::Withdrawn => {
+                info!(partner = %partner.agency, item_id = %id, "received an item its originator withdrew: acknowledged, not stored");
+                entries.push(pb::ReceiptEntry {
+                    item_id: item.item.item_id.clone(),
+                    envelope_digest: item.digest.to_vec(),
+                });
+            }
             Received::Replay => {
                 warn!(partner = %partner.agency, peer, item_id = %id, "refused replayed item id");
                 count_refusal(&partner.agency, pb::RefusalReason::Replay);
@@ -365,6 +372,16 @@ async fn store_batch(
                     pb::RefusalReason::Replay,
                     "item id already used for another envelope",
                 ));
+            }
+            Received::Refused(reason, detail) => {
+                count_refusal(&partner.agency, reason);
+                shared.record(Event::new(
+                    Action::Refused,
+                    &partner.agency,
+                    &id,
+                    format!("{}: {detail}", reason.as_str_name()),
+                ));
+                refusals.push(refusal(&item.item.item_id, reason, &detail));
             }
         }
     }
@@ -480,7 +497,10 @@ pub(super) fn open_one(
     // The inbound policy is checked on the clear header first, so that an unwanted kind
     // costs no decryption; the kind is authenticated by `open` before anything is stored.
     let kind = pb::ItemKind::try_from(env.kind).unwrap_or_default();
-    if !shared.policy().accepts(&partner.agency, kind) {
+    // A lifecycle message concerns an item exchanged before (or a request about one); it
+    // is checked against what this node holds when it is stored.
+    if !crate::lifecycle::is_lifecycle_kind(kind) && !shared.policy().accepts(&partner.agency, kind)
+    {
         return Err((
             pb::RefusalReason::NotAccepted,
             format!(
@@ -509,6 +529,13 @@ pub(super) fn open_one(
         Some(pb::item::Body::WatchlistDelta(delta)) => {
             super::sync::check_incoming(shared, &partner.agency, delta, &opened.item.originator)?;
         }
+        Some(_) if !opened.item.originator.is_empty() => {
+            return Err((
+                pb::RefusalReason::Malformed,
+                "a lifecycle message names no originator: it is from its sender".into(),
+            ));
+        }
+        Some(_) => {}
         None => return Err((pb::RefusalReason::Malformed, "empty item body".into())),
     }
     let origin = match opened.item.originator.as_str() {
@@ -532,6 +559,8 @@ pub(super) fn open_one(
             item: Some(opened.item),
             envelope_digest: digest.to_vec(),
             own: false,
+            version: 1,
+            reason: String::new(),
         },
     })
 }

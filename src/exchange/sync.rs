@@ -76,24 +76,27 @@ pub(super) fn check_incoming(
     Ok(())
 }
 
-/// Stores a checked batch from `sender`: reports as items, watchlist deltas applied or
-/// staged in order. Returns one outcome per item, in order.
+/// Stores a checked batch from `sender`: reports as items, then, in the batch's order,
+/// watchlist deltas (applied or staged in order) and lifecycle messages (corrections,
+/// retractions, consent, consultations), so that a message about an item delivered in
+/// the same batch finds it stored. Returns one outcome per item, in order.
 pub(super) fn receive(
     shared: &Shared,
     sender: &str,
     batch: &[Incoming],
 ) -> Result<Vec<Received>, StoreError> {
-    let is_delta = |i: &Incoming| delta_of(i).is_some();
-    if !batch.iter().any(is_delta) {
+    let is_report = |i: &Incoming| i.item.report().is_some();
+    if batch.iter().all(is_report) {
         return shared.store.receive(sender, batch);
     }
-    let reports: Vec<Incoming> = batch.iter().filter(|i| !is_delta(i)).cloned().collect();
+    let reports: Vec<Incoming> = batch.iter().filter(|i| is_report(i)).cloned().collect();
     let mut stored = shared.store.receive(sender, &reports)?.into_iter();
     let mut outcomes = Vec::with_capacity(batch.len());
     for incoming in batch {
         let outcome = match delta_of(incoming) {
             Some(delta) => receive_delta(shared, sender, incoming, delta)?,
-            None => stored.next().unwrap_or(Received::Stored),
+            None if is_report(incoming) => stored.next().unwrap_or(Received::Stored),
+            None => shared.receive_lifecycle(sender, incoming)?,
         };
         outcomes.push(outcome);
     }
@@ -103,7 +106,7 @@ pub(super) fn receive(
 fn delta_of(incoming: &Incoming) -> Option<&pb::WatchlistDelta> {
     match incoming.item.item.as_ref()?.body.as_ref()? {
         pb::item::Body::WatchlistDelta(d) => Some(d),
-        pb::item::Body::Report(_) => None,
+        _ => None,
     }
 }
 

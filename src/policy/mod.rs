@@ -187,6 +187,9 @@ pub struct ItemFacts<'a> {
     pub created_at_ms: i64,
     /// The time of the decision, in milliseconds since the Unix epoch.
     pub now_ms: i64,
+    /// Agencies the originator consented to the item going to (a signed consent answer
+    /// this node holds): for them, originator control does not keep the item back.
+    pub consented_to: &'a [String],
 }
 
 /// The outbound decision for one item and one partner.
@@ -397,7 +400,11 @@ fn check_markings(
             "TLP:{} goes only to agencies named in releasable_to, and {partner} is not",
             tlp_name(tlp)
         ))
-    } else if item.origin != node_agency && originator_control && !released_to_partner {
+    } else if item.origin != node_agency
+        && originator_control
+        && !released_to_partner
+        && !item.consented_to.iter().any(|a| a == partner)
+    {
         Err(format!(
             "third-party rule: originator {} did not release it to {partner}",
             item.origin

@@ -456,7 +456,7 @@ proptest! {
         let text = render(&model);
         let (set, _) = PolicySet::parse(Path::new("random.toml"), &text)
             .map_err(|e| TestCaseError::fail(format!("{e}\n{text}")))?;
-        let item = ItemFacts { report: &report, origin, created_at_ms: NOW - age_ms, now_ms: NOW };
+        let item = ItemFacts { report: &report, origin, created_at_ms: NOW - age_ms, now_ms: NOW, consented_to: &[] };
         for partner in DECIDE_FOR {
             let decision = set.decide(NODE, partner, &item);
             let expected = model_decide(&model, partner, &item);

@@ -119,6 +119,7 @@ fn facts(report: &pb::Report) -> ItemFacts<'_> {
         origin: NODE,
         created_at_ms: NOW - 10 * DAY,
         now_ms: NOW,
+        consented_to: &[],
     }
 }
 

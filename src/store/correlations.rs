@@ -17,7 +17,7 @@ const CORRELATIONS: &str = "correlations";
 const CORRELATION_ITEMS: &str = "correlation_items";
 
 impl Store {
-    fn correlation_trees(&self) -> Result<(sled::Tree, sled::Tree)> {
+    pub(super) fn correlation_trees(&self) -> Result<(sled::Tree, sled::Tree)> {
         let open = |name| {
             self.db
                 .open_tree(name)

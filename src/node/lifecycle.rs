@@ -1,0 +1,1345 @@
+//! Corrections, retractions, consent to pass on and denial consultations: what a node
+//! sends and what it does with what it receives (docs/lifecycle.md).
+//!
+//! Every message is an item of its own: sealed for one partner, queued in the durable
+//! outbox with a delivery record, and settled by the partner's signed receipt, exactly as
+//! reports are. What a message changes here (a new version, a tombstone, a consent's
+//! state) is written in the same transaction as the message's outbox entry, or, for a
+//! received one, as its replay record.
+
+use prost::Message as _;
+use tracing::{info, warn};
+
+use super::{NodeError, Shared, off_the_reactor};
+use crate::{
+    audit::{Action, Event},
+    control::current_caller,
+    envelope,
+    lifecycle::{self, Application},
+    pb::{self, item::Body},
+    policy::{Decision, ItemFacts},
+    report,
+    store::{self, Change, Incoming, Received, Sealed, StoreError, StoredItem},
+};
+
+/// The rule named in the delivery record of a lifecycle message that no sharing rule
+/// decided (retractions, consent and consultation messages).
+pub const LIFECYCLE_RULE: &str = "lifecycle";
+
+/// Why a received lifecycle message is refused: the reason sent back, and its detail.
+type Refusal = (pb::RefusalReason, String);
+
+/// Delivery states in which a partner has, or is about to have, an item.
+fn was_sent(state: &str) -> bool {
+    state == "delivered" || state == "queued"
+}
+
+fn parse_id(text: &str, what: &'static str) -> Result<[u8; 16], NodeError> {
+    ulid::Ulid::from_string(text.trim())
+        .map(|u| u.to_bytes())
+        .map_err(|_| NodeError::NoSuch {
+            what,
+            id: text.to_owned(),
+        })
+}
+
+fn id_text(id: &[u8; 16]) -> String {
+    store::ulid_text(id)
+}
+
+/// A 16-byte id from a received message, or the refusal.
+fn wire_id(bytes: &[u8], field: &str) -> Result<[u8; 16], Refusal> {
+    <[u8; 16]>::try_from(bytes).map_err(|_| {
+        (
+            pb::RefusalReason::Malformed,
+            format!("{field}: expected 16 bytes, found {}", bytes.len()),
+        )
+    })
+}
+
+fn refuse<T>(reason: pb::RefusalReason, detail: impl Into<String>) -> Result<T, Refusal> {
+    Err((reason, detail.into()))
+}
+
+/// What a lifecycle command returns: the id concerned, the message and its decisions.
+fn response(
+    id: &[u8; 16],
+    message: Option<[u8; 16]>,
+    change: &[pb::DeliveryStatus],
+) -> pb::LifecycleResponse {
+    pb::LifecycleResponse {
+        id: id_text(id),
+        message_id: message.map(|m| id_text(&m)).unwrap_or_default(),
+        decisions: change.to_vec(),
+    }
+}
+
+fn queued_status(s: &Sealed) -> pb::DeliveryStatus {
+    pb::DeliveryStatus {
+        partner: s.partner.clone(),
+        state: "queued".into(),
+        detail: String::new(),
+        rule: s.rule.clone(),
+        redactions: s.redactions.clone(),
+    }
+}
+
+impl Shared {
+    /// Seals `body` for `partner` as message `id`.
+    fn seal_body(
+        &self,
+        partner: &str,
+        id: [u8; 16],
+        body: Body,
+        rule: &str,
+        redactions: Vec<String>,
+    ) -> Result<Sealed, NodeError> {
+        let config = self.partner(partner).ok_or_else(|| {
+            NodeError::NotAllowed(format!("{partner} is not a registered partner"))
+        })?;
+        let kind = lifecycle::body_kind(&body);
+        let payload = pb::Item {
+            body: Some(body),
+            originator: String::new(),
+        }
+        .encode_to_vec();
+        let envelope = envelope::seal(
+            &self.own_keys().identity,
+            partner,
+            &self.sealing_keys(&config),
+            id,
+            kind,
+            crate::now_ms(),
+            &payload,
+        )
+        .map_err(|source| NodeError::Seal {
+            partner: partner.to_owned(),
+            source,
+        })?;
+        let digest = envelope::envelope_digest(&envelope);
+        Ok(Sealed {
+            partner: partner.to_owned(),
+            envelope,
+            digest,
+            rule: rule.to_owned(),
+            redactions,
+        })
+    }
+
+    /// Seals `body` as message `id` for `partner`, queues it in `change` and returns its
+    /// decision.
+    fn queue_body(
+        &self,
+        change: &mut Change,
+        partner: &str,
+        id: [u8; 16],
+        body: Body,
+        what: &str,
+    ) -> Result<pb::DeliveryStatus, NodeError> {
+        let sealed = self.seal_body(partner, id, body, LIFECYCLE_RULE, Vec::new())?;
+        change.queue(&id, &sealed);
+        change.event(Event::new(Action::Queued, partner, &id_text(&id), what));
+        Ok(queued_status(&sealed))
+    }
+
+    /// Makes a stored change durable and wakes the delivery tasks of the partners it
+    /// queued messages for.
+    async fn commit(
+        &self,
+        change: &Change,
+        queued: &[pb::DeliveryStatus],
+    ) -> Result<(), NodeError> {
+        off_the_reactor(|| self.store.apply(change))?;
+        self.store.flush().await?;
+        self.wake(queued);
+        Ok(())
+    }
+
+    fn wake(&self, queued: &[pb::DeliveryStatus]) {
+        for d in queued.iter().filter(|d| d.state == "queued") {
+            metrics::counter!(crate::metrics::QUEUED, "partner" => d.partner.clone()).increment(1);
+            if let Some(n) = self.notifiers.get(&d.partner) {
+                n.notify_one();
+            }
+        }
+    }
+
+    /// The own item `item_id`, if this node's agency created it and has not withdrawn it.
+    fn own_item(&self, item_id: &str, doing: &str) -> Result<([u8; 16], StoredItem), NodeError> {
+        let id = ulid::Ulid::from_string(item_id.trim())
+            .map_err(|_| NodeError::NoSuchItem(item_id.to_owned()))?
+            .to_bytes();
+        let own = &self.config.agency;
+        let Some(item) = self.store.item_at(&store::item_key(&id, own))? else {
+            return Err(match self.store.item(&id)?.first() {
+                Some(other) => NodeError::NotAllowed(format!(
+                    "item {item_id} was created by {}; only its originator may {doing} it",
+                    other.origin
+                )),
+                None => NodeError::NoSuchItem(item_id.to_owned()),
+            });
+        };
+        if self.store.tombstone(&id, own)?.is_some() {
+            return Err(NodeError::NotAllowed(format!(
+                "item {item_id} was retracted; it cannot be {doing}ed"
+            )));
+        }
+        Ok((id, item))
+    }
+
+    /// Issues version n+1 of own item `item_id`: stores it (keeping the earlier version)
+    /// and sends it to every partner that was sent an earlier version, in the form the
+    /// current policy gives each; a partner the policy now denies is recorded as withheld
+    /// and keeps its earlier version. The handling may only stay or narrow.
+    pub async fn correct(
+        &self,
+        item_id: &str,
+        report: pb::Report,
+        reason: &str,
+    ) -> Result<pb::LifecycleResponse, NodeError> {
+        report::validate(&report, "corrected report")?;
+        let size = report.encoded_len();
+        if size > self.max_item_bytes() {
+            return Err(NodeError::TooLarge {
+                size,
+                limit: self.max_item_bytes(),
+            });
+        }
+        let (id, held) = self.own_item(item_id, "correct")?;
+        let original = held
+            .report()
+            .ok_or_else(|| NodeError::NotAllowed(format!("item {item_id} is not a report")))?;
+        if report.kind != original.kind {
+            return Err(NodeError::Invalid(format!(
+                "kind: a correction keeps the item's kind ({}), found {}",
+                report::kind_name(pb::ItemKind::try_from(original.kind).unwrap_or_default()),
+                report::kind_name(report.kind())
+            )));
+        }
+        lifecycle::check_not_wider(
+            &original.handling.clone().unwrap_or_default(),
+            &report.handling.clone().unwrap_or_default(),
+        )
+        .map_err(NodeError::Invalid)?;
+        let version = held.version.max(1) + 1;
+        let message = self.next_item_id();
+        let now = crate::now_ms();
+        let mut change = Change::new();
+        change.put_version(&self.store, &held)?;
+        let current = StoredItem {
+            item: Some(pb::Item {
+                body: Some(Body::Report(report.clone())),
+                originator: String::new(),
+            }),
+            version,
+            reason: reason.to_owned(),
+            stored_at_ms: now,
+            ..held.clone()
+        };
+        change.put_item(&self.store, &current)?;
+        change.put_correction_message(&self.store, &id, &message, version)?;
+        let grants = self.store.grants(&id)?;
+        let facts = ItemFacts {
+            report: &report,
+            origin: &self.config.agency,
+            created_at_ms: held.created_at_ms,
+            now_ms: now,
+            consented_to: &grants,
+        };
+        let policy = self.policy();
+        let mut decisions = Vec::new();
+        for (partner, record) in self.store.deliveries(&id)? {
+            if !was_sent(&record.state) {
+                continue;
+            }
+            match policy.decide(&self.config.agency, &partner, &facts) {
+                Decision::Share {
+                    rule,
+                    report,
+                    redactions,
+                } => {
+                    let body = Body::Correction(pb::Correction {
+                        item_id: id.to_vec(),
+                        version,
+                        report: Some(report),
+                        reason: reason.to_owned(),
+                    });
+                    let sealed = self.seal_body(&partner, message, body, &rule, redactions)?;
+                    change.queue(&message, &sealed);
+                    change.event(Event::new(
+                        Action::Queued,
+                        &partner,
+                        &id_text(&message),
+                        format!(
+                            "correction of {}, version {version}; rule {rule}",
+                            id_text(&id)
+                        ),
+                    ));
+                    decisions.push(queued_status(&sealed));
+                }
+                Decision::Deny { rule, reason } => {
+                    let rule = rule.unwrap_or_default();
+                    change.withhold(&message, &partner, &reason, &rule);
+                    change.event(Event::new(
+                        Action::Withheld,
+                        &partner,
+                        &id_text(&message),
+                        format!("correction of {}: {reason}", id_text(&id)),
+                    ));
+                    decisions.push(pb::DeliveryStatus {
+                        partner,
+                        state: "withheld".into(),
+                        detail: reason,
+                        rule,
+                        redactions: Vec::new(),
+                    });
+                }
+            }
+        }
+        change.event(Event::new(
+            Action::Corrected,
+            &current_caller().audit_name,
+            &id_text(&id),
+            format!("version {version}; message {}", id_text(&message)),
+        ));
+        self.commit(&change, &decisions).await?;
+        self.reindex(&current);
+        info!(item_id = %id_text(&id), version, partners = decisions.len(), "corrected");
+        Ok(response(&id, Some(message), &decisions))
+    }
+
+    /// Withdraws own item `item_id`: keeps a tombstone signed by this node, takes the item
+    /// (and any correction of it) out of the outboxes where it still waits, and sends the
+    /// tombstone to every partner that was sent the item, whatever the policy says now.
+    pub async fn retract(
+        &self,
+        item_id: &str,
+        reason: &str,
+    ) -> Result<pb::LifecycleResponse, NodeError> {
+        let (id, _) = self.own_item(item_id, "retract")?;
+        let tombstone =
+            lifecycle::sign_tombstone(&self.own_keys().identity, id, crate::now_ms(), reason);
+        let message = self.next_item_id();
+        let mut change = Change::new();
+        change.put_tombstone(&self.store, &tombstone)?;
+        change.put_retraction_message(&self.store, &id, &message)?;
+        for (correction, _) in self.store.correction_messages(&id)? {
+            for (partner, record) in self.store.deliveries(&correction)? {
+                if record.state == "queued" {
+                    change.recall(&partner, &correction, "retracted before delivery");
+                }
+            }
+        }
+        let mut decisions = Vec::new();
+        for (partner, record) in self.store.deliveries(&id)? {
+            if !was_sent(&record.state) {
+                continue;
+            }
+            if record.state == "queued" {
+                change.recall(&partner, &id, "retracted before delivery");
+            }
+            if self.partner(&partner).is_none() {
+                let why = "no longer a registered partner: the retraction cannot be sent";
+                warn!(partner = %partner, item_id = %id_text(&id), "{why}");
+                change.withhold(&message, &partner, why, "");
+                continue;
+            }
+            let body = Body::Retraction(pb::Retraction {
+                tombstone: Some(tombstone.clone()),
+            });
+            let what = format!("retraction of {}", id_text(&id));
+            decisions.push(self.queue_body(&mut change, &partner, message, body, &what)?);
+        }
+        change.event(Event::new(
+            Action::Retracted,
+            &current_caller().audit_name,
+            &id_text(&id),
+            format!("message {}", id_text(&message)),
+        ));
+        self.commit(&change, &decisions).await?;
+        info!(item_id = %id_text(&id), partners = decisions.len(), "retracted");
+        Ok(response(&id, Some(message), &decisions))
+    }
+
+    /// Asks the originator of held item `item_id` for consent to pass it to `third_party`.
+    pub async fn request_consent(
+        &self,
+        item_id: &str,
+        third_party: &str,
+        note: &str,
+    ) -> Result<pb::LifecycleResponse, NodeError> {
+        crate::identity::validate_agency_id(third_party)
+            .map_err(|e| NodeError::Invalid(format!("third agency {third_party:?}: {e}")))?;
+        let id = ulid::Ulid::from_string(item_id.trim())
+            .map_err(|_| NodeError::NoSuchItem(item_id.to_owned()))?
+            .to_bytes();
+        let copies = self.store.item(&id)?;
+        let item = copies
+            .iter()
+            .find(|i| !i.own)
+            .ok_or_else(|| match copies.first() {
+                Some(_) => NodeError::NotAllowed(format!(
+                    "item {item_id} is this agency's own: its sharing policy alone decides"
+                )),
+                None => NodeError::NoSuchItem(item_id.to_owned()),
+            })?;
+        let originator = item.origin.clone();
+        if third_party == originator || third_party == self.config.agency {
+            return Err(NodeError::Invalid(format!(
+                "third agency: {third_party} is the originator or this agency; name the agency to pass the item to"
+            )));
+        }
+        if self.partner(&originator).is_none() {
+            return Err(NodeError::NotAllowed(format!(
+                "originator {originator} is not a registered partner: a request cannot reach it"
+            )));
+        }
+        let handling = item
+            .report()
+            .and_then(|r| r.handling.clone())
+            .unwrap_or_default();
+        if !handling.originator_control {
+            return Err(NodeError::NotAllowed(format!(
+                "item {item_id} is not originator-controlled: the sharing policy alone decides"
+            )));
+        }
+        if handling.releasable_to.iter().any(|a| a == third_party) {
+            return Err(NodeError::NotAllowed(format!(
+                "item {item_id} is releasable to {third_party} already"
+            )));
+        }
+        if self.store.grants(&id)?.iter().any(|a| a == third_party) {
+            return Err(NodeError::NotAllowed(format!(
+                "{originator} has already consented to item {item_id} going to {third_party}"
+            )));
+        }
+        let request = self.next_item_id();
+        let consent = pb::Consent {
+            request_id: id_text(&request),
+            item_id: id_text(&id),
+            requester: self.config.agency.clone(),
+            originator: originator.clone(),
+            third_party: third_party.to_owned(),
+            note: note.to_owned(),
+            state: "pending".into(),
+            requested_at_ms: crate::now_ms(),
+            incoming: false,
+            ..Default::default()
+        };
+        let mut change = Change::new();
+        change.put_consent(&self.store, &request, &consent)?;
+        let body = Body::ConsentRequest(pb::ConsentRequest {
+            item_id: id.to_vec(),
+            third_party: third_party.to_owned(),
+            note: note.to_owned(),
+        });
+        let what = format!("consent request: {} to {third_party}", id_text(&id));
+        let decision = self.queue_body(&mut change, &originator, request, body, &what)?;
+        change.event(Event::new(
+            Action::Consent,
+            &current_caller().audit_name,
+            &id_text(&id),
+            format!(
+                "asked {originator} to release it to {third_party}; request {}",
+                id_text(&request)
+            ),
+        ));
+        self.commit(&change, std::slice::from_ref(&decision))
+            .await?;
+        Ok(response(&request, Some(request), &[decision]))
+    }
+
+    /// Grants or refuses consent request `request_id`, asked of this node as originator.
+    pub async fn answer_consent(
+        &self,
+        request_id: &str,
+        grant: bool,
+        note: &str,
+    ) -> Result<pb::LifecycleResponse, NodeError> {
+        let request = parse_id(request_id, "consent request")?;
+        let mut consent = self
+            .store
+            .consent(&request)?
+            .filter(|c| c.incoming)
+            .ok_or_else(|| NodeError::NoSuch {
+                what: "consent request asked of this node",
+                id: request_id.to_owned(),
+            })?;
+        if consent.state != "pending" {
+            return Err(NodeError::NotAllowed(format!(
+                "consent request {request_id} was answered already ({})",
+                consent.state
+            )));
+        }
+        if !grant && note.trim().is_empty() {
+            return Err(NodeError::Invalid(
+                "note: say why the request is refused (--note)".into(),
+            ));
+        }
+        let item = parse_id(&consent.item_id, "item")?;
+        if grant && self.store.tombstone(&item, &self.config.agency)?.is_some() {
+            return Err(NodeError::NotAllowed(format!(
+                "item {} was retracted; consent cannot be granted",
+                consent.item_id
+            )));
+        }
+        let message = self.next_item_id();
+        consent.state = if grant { "granted" } else { "refused" }.into();
+        consent.answer_note = note.to_owned();
+        consent.answered_at_ms = crate::now_ms();
+        consent.answer_id = id_text(&message);
+        let mut change = Change::new();
+        change.put_consent(&self.store, &request, &consent)?;
+        let body = Body::ConsentAnswer(pb::ConsentAnswer {
+            request_id: request.to_vec(),
+            item_id: item.to_vec(),
+            third_party: consent.third_party.clone(),
+            granted: grant,
+            note: note.to_owned(),
+        });
+        let what = format!(
+            "consent answer: {} to {}: {}",
+            consent.item_id, consent.third_party, consent.state
+        );
+        let decision = self.queue_body(&mut change, &consent.requester, message, body, &what)?;
+        change.event(Event::new(
+            Action::Consent,
+            &current_caller().audit_name,
+            &consent.item_id,
+            format!(
+                "{} {}'s request {} to release it to {}",
+                consent.state, consent.requester, consent.request_id, consent.third_party
+            ),
+        ));
+        self.commit(&change, std::slice::from_ref(&decision))
+            .await?;
+        Ok(response(&request, Some(message), &[decision]))
+    }
+
+    /// Matches `application` against the denial notifications received in the last three
+    /// years and, unless `dry_run`, opens a consultation with the denying agency for each
+    /// denial it essentially repeats (one per denial and application).
+    pub async fn check_licence(
+        &self,
+        application: &Application,
+        deadline_days: u32,
+        dry_run: bool,
+    ) -> Result<pb::CheckLicenceResponse, NodeError> {
+        let now = crate::now_ms();
+        let threshold = self.screening_threshold();
+        let mut checked = 0u32;
+        let mut found: Vec<(StoredItem, lifecycle::DenialMatch)> = Vec::new();
+        off_the_reactor(|| {
+            self.store.each_item(|_, item| {
+                let Some(denial) = item.report() else { return };
+                if item.own || denial.kind != pb::ItemKind::DenialNotification as i32 {
+                    return;
+                }
+                checked += 1;
+                let at = lifecycle::denial_time_ms(denial, item.created_at_ms);
+                if now - at > lifecycle::DENIAL_LOOKBACK_MS {
+                    return;
+                }
+                if let Some(m) = lifecycle::match_denial(application, denial, threshold) {
+                    found.push((item, m));
+                }
+            })
+        })?;
+        let days = if deadline_days == 0 {
+            self.config.lifecycle.consultation_days
+        } else {
+            deadline_days.min(365)
+        };
+        let deadline = now + i64::from(days) * 24 * 3600 * 1000;
+        let mut record = self
+            .store
+            .licence(&application.reference)?
+            .unwrap_or_default();
+        if !record.decision.is_empty() {
+            return Err(NodeError::NotAllowed(format!(
+                "application {} was decided already ({})",
+                application.reference, record.decision
+            )));
+        }
+        let open: Vec<pb::Consultation> = record
+            .consultations
+            .iter()
+            .filter_map(|k| ulid::Ulid::from_string(k).ok())
+            .filter_map(|k| self.store.consultation(&k.to_bytes()).ok().flatten())
+            .collect();
+        let mut change = Change::new();
+        let mut matches = Vec::new();
+        let mut queued = Vec::new();
+        for (item, m) in &found {
+            let denial = item.report().cloned().unwrap_or_default();
+            let denial_id = store::id16(&item.item_id);
+            let mut row = pb::DenialMatch {
+                denial_id: id_text(&denial_id),
+                denying_agency: item.origin.clone(),
+                title: denial.title.clone(),
+                denial_date: denial.denial_date.clone(),
+                why: m.describe(),
+                consultation_id: String::new(),
+            };
+            let already = open.iter().find(|k| k.denial_id == row.denial_id);
+            if let Some(k) = already {
+                row.consultation_id = k.id.clone();
+            } else if !dry_run {
+                if self.partner(&item.origin).is_none() {
+                    row.why.push_str(&format!(
+                        "; {} is not a registered partner, so no consultation was opened",
+                        item.origin
+                    ));
+                } else {
+                    let id = self.next_item_id();
+                    let consultation = pb::Consultation {
+                        id: id_text(&id),
+                        denial_id: row.denial_id.clone(),
+                        denying_agency: item.origin.clone(),
+                        requester: self.config.agency.clone(),
+                        application: Some(lifecycle::summary(application)),
+                        requested_at_ms: now,
+                        deadline_ms: deadline,
+                        note: row.why.clone(),
+                        state: "open".into(),
+                        incoming: false,
+                        denial_title: denial.title.clone(),
+                        ..Default::default()
+                    };
+                    change.put_consultation(&self.store, &id, &consultation)?;
+                    let body = Body::ConsultationRequest(pb::ConsultationRequest {
+                        denial_id: denial_id.to_vec(),
+                        application: Some(lifecycle::summary(application)),
+                        deadline_ms: deadline,
+                        note: row.why.clone(),
+                    });
+                    let what = format!("consultation on denial {}", row.denial_id);
+                    queued.push(self.queue_body(&mut change, &item.origin, id, body, &what)?);
+                    change.event(Event::new(
+                        Action::Consultation,
+                        &current_caller().audit_name,
+                        &row.denial_id,
+                        format!(
+                            "opened {} with {} for application {}",
+                            consultation.id, item.origin, application.reference
+                        ),
+                    ));
+                    record.consultations.push(consultation.id.clone());
+                    row.consultation_id = consultation.id;
+                }
+            }
+            matches.push(row);
+        }
+        if !dry_run {
+            record.reference = application.reference.clone();
+            record.application = Some(lifecycle::summary(application));
+            record.checked_at_ms = now;
+            change.put_licence(&self.store, &record)?;
+        }
+        change.event(Event::new(
+            Action::Licence,
+            &current_caller().audit_name,
+            "",
+            format!(
+                "checked application {}{}: {} denial(s) compared, {} matched",
+                application.reference,
+                if dry_run { " (dry run)" } else { "" },
+                checked,
+                matches.len()
+            ),
+        ));
+        self.commit(&change, &queued).await?;
+        Ok(pb::CheckLicenceResponse {
+            reference: application.reference.clone(),
+            matches,
+            denials_checked: checked,
+        })
+    }
+
+    /// Records the decision on checked application `reference`. Granting it sends every
+    /// agency consulted about it an undercut notice.
+    pub async fn decide_licence(
+        &self,
+        reference: &str,
+        grant: bool,
+        note: &str,
+    ) -> Result<pb::DecideLicenceResponse, NodeError> {
+        let mut record = self
+            .store
+            .licence(reference)?
+            .ok_or_else(|| NodeError::NoSuch {
+                what: "checked licence application",
+                id: reference.to_owned(),
+            })?;
+        if !record.decision.is_empty() {
+            return Err(NodeError::NotAllowed(format!(
+                "application {reference} was decided already ({})",
+                record.decision
+            )));
+        }
+        let now = crate::now_ms();
+        record.decision = if grant { "granted" } else { "refused" }.into();
+        record.decision_note = note.to_owned();
+        record.decided_at_ms = now;
+        let mut change = Change::new();
+        let mut notices = Vec::new();
+        let mut queued = Vec::new();
+        let mut consultations = Vec::new();
+        for k in &record.consultations {
+            let id = parse_id(k, "consultation")?;
+            let Some(mut consultation) = self.store.consultation(&id)? else {
+                continue;
+            };
+            if grant {
+                let message = self.next_item_id();
+                let body = Body::UndercutNotice(pb::UndercutNotice {
+                    consultation_id: id.to_vec(),
+                    denial_id: parse_id(&consultation.denial_id, "denial")?.to_vec(),
+                    reference: reference.to_owned(),
+                    note: note.to_owned(),
+                });
+                let what = format!("undercut notice for consultation {k}");
+                queued.push(self.queue_body(
+                    &mut change,
+                    &consultation.denying_agency,
+                    message,
+                    body,
+                    &what,
+                )?);
+                consultation.state = "undercut".into();
+                consultation.undercut_at_ms = now;
+                consultation.undercut_note = note.to_owned();
+                change.put_consultation(&self.store, &id, &consultation)?;
+                change.event(Event::new(
+                    Action::Consultation,
+                    &consultation.denying_agency,
+                    &consultation.denial_id,
+                    format!("undercut notice {} for consultation {k}", id_text(&message)),
+                ));
+                notices.push(id_text(&message));
+            }
+            consultations.push(consultation);
+        }
+        change.put_licence(&self.store, &record)?;
+        change.event(Event::new(
+            Action::Licence,
+            &current_caller().audit_name,
+            "",
+            format!("application {reference} {}", record.decision),
+        ));
+        self.commit(&change, &queued).await?;
+        Ok(pb::DecideLicenceResponse {
+            reference: reference.to_owned(),
+            undercut_notices: notices,
+            consultations,
+        })
+    }
+
+    /// Replies to consultation `id`, opened with this node as the denying agency.
+    pub async fn reply_consultation(
+        &self,
+        consultation_id: &str,
+        objects: bool,
+        note: &str,
+    ) -> Result<pb::LifecycleResponse, NodeError> {
+        let id = parse_id(consultation_id, "consultation")?;
+        let mut consultation = self
+            .store
+            .consultation(&id)?
+            .filter(|k| k.incoming)
+            .ok_or_else(|| NodeError::NoSuch {
+                what: "consultation opened with this node",
+                id: consultation_id.to_owned(),
+            })?;
+        if consultation.replied_at_ms != 0 {
+            return Err(NodeError::NotAllowed(format!(
+                "consultation {consultation_id} was replied to already"
+            )));
+        }
+        let message = self.next_item_id();
+        consultation.state = "answered".into();
+        consultation.objects = objects;
+        consultation.reply_note = note.to_owned();
+        consultation.replied_at_ms = crate::now_ms();
+        let mut change = Change::new();
+        change.put_consultation(&self.store, &id, &consultation)?;
+        let body = Body::ConsultationReply(pb::ConsultationReply {
+            consultation_id: id.to_vec(),
+            denial_id: parse_id(&consultation.denial_id, "denial")?.to_vec(),
+            objects,
+            note: note.to_owned(),
+        });
+        let what = format!("reply to consultation {consultation_id}");
+        let decision =
+            self.queue_body(&mut change, &consultation.requester, message, body, &what)?;
+        change.event(Event::new(
+            Action::Consultation,
+            &current_caller().audit_name,
+            &consultation.denial_id,
+            format!(
+                "replied to {consultation_id} from {}: {}",
+                consultation.requester,
+                if objects { "objects" } else { "no objection" }
+            ),
+        ));
+        self.commit(&change, std::slice::from_ref(&decision))
+            .await?;
+        Ok(response(&id, Some(message), &[decision]))
+    }
+
+    /// Updates the search index and the screening hits after an item's content changed.
+    fn reindex(&self, item: &StoredItem) {
+        let id = store::id16(&item.item_id);
+        let key = store::item_key(&id, &item.sender);
+        {
+            let mut index = self.search_mut();
+            index.remove(&key);
+            if let Some(report) = item.report() {
+                index.insert(&key, &item.sender, item.stored_at_ms, report);
+            }
+        }
+        self.screen_stored(&item.sender, item);
+    }
+
+    /// Handles a received lifecycle message from `sender` (already opened and checked as
+    /// an envelope): checks it against what this node holds, applies it and records it.
+    /// A message that does not fit is [`Received::Refused`]; `Err` is a storage failure.
+    pub(crate) fn receive_lifecycle(
+        &self,
+        sender: &str,
+        incoming: &Incoming,
+    ) -> Result<Received, StoreError> {
+        let Some(body) = incoming.item.item.as_ref().and_then(|i| i.body.as_ref()) else {
+            return Ok(Received::Refused(
+                pb::RefusalReason::Malformed,
+                "empty item body".into(),
+            ));
+        };
+        let message = store::id16(&incoming.item.item_id);
+        // A redelivered message is answered as before, whatever has changed since.
+        match self.store.seen_before(sender, &message, &incoming.digest)? {
+            Some(true) => return Ok(Received::Duplicate),
+            Some(false) => return Ok(Received::Replay),
+            None => {}
+        }
+        let mut change = Change::new();
+        change.seen(sender, &message, incoming.digest);
+        let checked = match body {
+            Body::Correction(c) => self.take_correction(sender, c, &mut change),
+            Body::Retraction(r) => self.take_retraction(sender, r, &mut change),
+            Body::ConsentRequest(r) => self.take_consent_request(sender, &message, r, &mut change),
+            Body::ConsentAnswer(a) => self.take_consent_answer(sender, &message, a, &mut change),
+            Body::ConsultationRequest(r) => {
+                self.take_consultation(sender, &message, r, &mut change)
+            }
+            Body::ConsultationReply(r) => self.take_consultation_reply(sender, r, &mut change),
+            Body::UndercutNotice(n) => self.take_undercut(sender, n, &mut change),
+            Body::Report(_) | Body::WatchlistDelta(_) => {
+                return Ok(Received::Refused(
+                    pb::RefusalReason::Malformed,
+                    "not a lifecycle message".into(),
+                ));
+            }
+        };
+        let after = match checked {
+            Ok(after) => after,
+            Err(StepError::Refused((reason, detail))) => {
+                warn!(partner = sender, item_id = %id_text(&message), reason = reason.as_str_name(), detail = %detail, "refused lifecycle message");
+                return Ok(Received::Refused(reason, detail));
+            }
+            Err(StepError::Store(e)) => return Err(e),
+        };
+        let outcome = self.store.apply(&change)?;
+        if outcome == Received::Stored {
+            match after {
+                After::Nothing => {}
+                After::Reindex(item) => self.reindex(&item),
+                After::Unindex(key) => self.search_mut().remove(&key),
+                After::ShareAgain(item) => match self.reshare(&item) {
+                    Ok(done) => self.announce(&done),
+                    Err(e) => {
+                        warn!(item_id = %id_text(&item), error = %e, "cannot share the item after the consent")
+                    }
+                },
+            }
+        }
+        Ok(outcome)
+    }
+
+    fn take_correction(&self, sender: &str, c: &pb::Correction, change: &mut Change) -> Step {
+        let id = wire_id(&c.item_id, "correction item_id")?;
+        let key = store::item_key(&id, sender);
+        let Some(held) = self.store.item_at(&key)? else {
+            if self.store.tombstone(&id, sender)?.is_some() {
+                change.event(Event::new(
+                    Action::Corrected,
+                    sender,
+                    &id_text(&id),
+                    "ignored: the item was retracted",
+                ));
+                return Ok(After::Nothing);
+            }
+            return Err(match self.store.item(&id)?.first() {
+                Some(other) => not_originator(sender, &id, &other.origin),
+                None => StepError::Refused((
+                    pb::RefusalReason::UnknownItem,
+                    format!("no item {} from {sender} is held", id_text(&id)),
+                )),
+            });
+        };
+        if held.origin != sender {
+            return Err(not_originator(sender, &id, &held.origin));
+        }
+        let report = c.report.clone().ok_or_else(|| {
+            StepError::Refused((
+                pb::RefusalReason::Malformed,
+                "correction without a report".into(),
+            ))
+        })?;
+        report::validate(&report, &format!("correction from {sender}"))
+            .map_err(|e| StepError::Refused((pb::RefusalReason::Malformed, e.to_string())))?;
+        if report.kind != held.kind {
+            return refuse(
+                pb::RefusalReason::Malformed,
+                "a correction must keep the item's kind",
+            )
+            .map_err(StepError::Refused);
+        }
+        if c.version <= held.version.max(1) {
+            change.event(Event::new(
+                Action::Corrected,
+                sender,
+                &id_text(&id),
+                format!(
+                    "ignored: version {} is not newer than version {}",
+                    c.version,
+                    held.version.max(1)
+                ),
+            ));
+            return Ok(After::Nothing);
+        }
+        change.put_version(&self.store, &held)?;
+        let current = StoredItem {
+            item: Some(pb::Item {
+                body: Some(Body::Report(report)),
+                originator: String::new(),
+            }),
+            version: c.version,
+            reason: c.reason.clone(),
+            stored_at_ms: crate::now_ms(),
+            ..held
+        };
+        change.put_item(&self.store, &current)?;
+        change.remove_screening(&id, sender);
+        change.event(Event::new(
+            Action::Corrected,
+            sender,
+            &id_text(&id),
+            format!("version {}", c.version),
+        ));
+        Ok(After::Reindex(Box::new(current)))
+    }
+
+    fn take_retraction(&self, sender: &str, r: &pb::Retraction, change: &mut Change) -> Step {
+        let t = r.tombstone.as_ref().ok_or_else(|| {
+            StepError::Refused((
+                pb::RefusalReason::Malformed,
+                "retraction without a tombstone".into(),
+            ))
+        })?;
+        let id = wire_id(&t.item_id, "tombstone item_id")?;
+        let key = store::item_key(&id, sender);
+        let held = self.store.item_at(&key)?;
+        let origin = match &held {
+            Some(item) => item.origin.clone(),
+            None => match self.store.item(&id)?.first() {
+                Some(other) => return Err(not_originator(sender, &id, &other.origin)),
+                None => sender.to_owned(),
+            },
+        };
+        if t.originator != origin {
+            return Err(not_originator(&t.originator, &id, &origin));
+        }
+        // The originator's signature is checked whenever this node knows the originator;
+        // an item passed on by a partner from an agency this node does not know is
+        // withdrawn on the word of that partner, who vouched for it.
+        if let Some(keys) = self.partner_keys(&t.originator) {
+            lifecycle::verify_tombstone(t, &t.originator, &keys)
+                .map_err(|e| StepError::Refused((pb::RefusalReason::BadSignature, e)))?;
+        } else if t.originator == sender {
+            return refuse(
+                pb::RefusalReason::UnknownKey,
+                "no keys are held for the sender",
+            )
+            .map_err(StepError::Refused);
+        }
+        if self.store.tombstone(&id, &origin)?.is_some() && held.is_none() {
+            change.event(Event::new(
+                Action::Retracted,
+                sender,
+                &id_text(&id),
+                "tombstone held already",
+            ));
+            return Ok(After::Nothing);
+        }
+        if held.is_some() {
+            change.erase_item(&self.store, &id, sender)?;
+        }
+        change.put_tombstone(&self.store, t)?;
+        // Pass the withdrawal on to the partners this node passed the item on to.
+        let message = self.next_item_id();
+        for (partner, record) in self.store.deliveries(&id)? {
+            if !was_sent(&record.state) || partner == origin || self.partner(&partner).is_none() {
+                continue;
+            }
+            if record.state == "queued" {
+                change.recall(&partner, &id, "retracted by its originator before delivery");
+            }
+            let body = Body::Retraction(r.clone());
+            let what = format!("retraction of {} by {origin}, passed on", id_text(&id));
+            self.queue_body(change, &partner, message, body, &what)
+                .map_err(|e| match e {
+                    NodeError::Store(e) => StepError::Store(e),
+                    other => {
+                        StepError::Refused((pb::RefusalReason::Unavailable, other.to_string()))
+                    }
+                })?;
+        }
+        change.event(Event::new(
+            Action::Retracted,
+            sender,
+            &id_text(&id),
+            if held.is_some() {
+                "content deleted; tombstone kept"
+            } else {
+                "tombstone kept (the item was not held)"
+            },
+        ));
+        Ok(if held.is_some() {
+            After::Unindex(key)
+        } else {
+            After::Nothing
+        })
+    }
+
+    fn take_consent_request(
+        &self,
+        sender: &str,
+        request: &[u8; 16],
+        r: &pb::ConsentRequest,
+        change: &mut Change,
+    ) -> Step {
+        let id = wire_id(&r.item_id, "consent request item_id")?;
+        crate::identity::validate_agency_id(&r.third_party).map_err(|e| {
+            StepError::Refused((pb::RefusalReason::Malformed, format!("third_party: {e}")))
+        })?;
+        self.sent_own(&id, sender, "consent request")?;
+        let consent = pb::Consent {
+            request_id: id_text(request),
+            item_id: id_text(&id),
+            requester: sender.to_owned(),
+            originator: self.config.agency.clone(),
+            third_party: r.third_party.clone(),
+            note: r.note.clone(),
+            state: "pending".into(),
+            requested_at_ms: crate::now_ms(),
+            incoming: true,
+            ..Default::default()
+        };
+        change.put_consent(&self.store, request, &consent)?;
+        change.event(Event::new(
+            Action::Consent,
+            sender,
+            &id_text(&id),
+            format!(
+                "{sender} asks to release it to {}; request {}",
+                r.third_party,
+                id_text(request)
+            ),
+        ));
+        Ok(After::Nothing)
+    }
+
+    /// Checks that own item `id` exists, is not withdrawn, and was sent to `partner`.
+    fn sent_own(&self, id: &[u8; 16], partner: &str, what: &str) -> Result<StoredItem, StepError> {
+        let own = &self.config.agency;
+        let unknown = |why: String| StepError::Refused((pb::RefusalReason::UnknownItem, why));
+        let item = self
+            .store
+            .item_at(&store::item_key(id, own))?
+            .ok_or_else(|| {
+                unknown(format!(
+                    "{what} about item {}, which {own} did not create",
+                    id_text(id)
+                ))
+            })?;
+        if self.store.tombstone(id, own)?.is_some() {
+            return Err(unknown(format!(
+                "{what} about item {}, which was retracted",
+                id_text(id)
+            )));
+        }
+        match self.store.delivery(id, partner)? {
+            Some(r) if was_sent(&r.state) => Ok(item),
+            _ => Err(unknown(format!(
+                "{what} about item {}, which was never sent to {partner}",
+                id_text(id)
+            ))),
+        }
+    }
+
+    fn take_consent_answer(
+        &self,
+        sender: &str,
+        message: &[u8; 16],
+        a: &pb::ConsentAnswer,
+        change: &mut Change,
+    ) -> Step {
+        let request = wire_id(&a.request_id, "consent answer request_id")?;
+        let mut consent = self
+            .store
+            .consent(&request)?
+            .filter(|c| !c.incoming)
+            .ok_or_else(|| {
+                StepError::Refused((
+                    pb::RefusalReason::UnknownItem,
+                    format!(
+                        "no consent request {} was sent from here",
+                        id_text(&request)
+                    ),
+                ))
+            })?;
+        let item = wire_id(&a.item_id, "consent answer item_id")?;
+        if consent.originator != sender {
+            return Err(not_originator(sender, &item, &consent.originator));
+        }
+        if consent.item_id != id_text(&item) || consent.third_party != a.third_party {
+            return refuse(
+                pb::RefusalReason::Malformed,
+                "the answer names another item or agency than its request",
+            )
+            .map_err(StepError::Refused);
+        }
+        if consent.state != "pending" {
+            change.event(Event::new(
+                Action::Consent,
+                sender,
+                &consent.item_id,
+                "ignored: answered already",
+            ));
+            return Ok(After::Nothing);
+        }
+        consent.state = if a.granted { "granted" } else { "refused" }.into();
+        consent.answer_note = a.note.clone();
+        consent.answered_at_ms = crate::now_ms();
+        consent.answer_id = id_text(message);
+        change.put_consent(&self.store, &request, &consent)?;
+        if a.granted {
+            change.put_grant(&self.store, &item, &a.third_party, &request)?;
+        }
+        change.event(Event::new(
+            Action::Consent,
+            sender,
+            &consent.item_id,
+            format!(
+                "{} the release to {}; request {}",
+                consent.state, a.third_party, consent.request_id
+            ),
+        ));
+        Ok(if a.granted {
+            After::ShareAgain(item)
+        } else {
+            After::Nothing
+        })
+    }
+
+    fn take_consultation(
+        &self,
+        sender: &str,
+        id: &[u8; 16],
+        r: &pb::ConsultationRequest,
+        change: &mut Change,
+    ) -> Step {
+        let denial_id = wire_id(&r.denial_id, "consultation denial_id")?;
+        let denial = self.sent_own(&denial_id, sender, "consultation")?;
+        if denial.kind != pb::ItemKind::DenialNotification as i32 {
+            return refuse(
+                pb::RefusalReason::UnknownItem,
+                format!("item {} is not a denial notification", id_text(&denial_id)),
+            )
+            .map_err(StepError::Refused);
+        }
+        let consultation = pb::Consultation {
+            id: id_text(id),
+            denial_id: id_text(&denial_id),
+            denying_agency: self.config.agency.clone(),
+            requester: sender.to_owned(),
+            application: r.application.clone(),
+            requested_at_ms: crate::now_ms(),
+            deadline_ms: r.deadline_ms,
+            note: r.note.clone(),
+            state: "open".into(),
+            incoming: true,
+            denial_title: denial.report().map(|d| d.title.clone()).unwrap_or_default(),
+            ..Default::default()
+        };
+        change.put_consultation(&self.store, id, &consultation)?;
+        change.event(Event::new(
+            Action::Consultation,
+            sender,
+            &consultation.denial_id,
+            format!("{sender} opened consultation {}", consultation.id),
+        ));
+        Ok(After::Nothing)
+    }
+
+    fn take_consultation_reply(
+        &self,
+        sender: &str,
+        r: &pb::ConsultationReply,
+        change: &mut Change,
+    ) -> Step {
+        let id = wire_id(&r.consultation_id, "consultation reply consultation_id")?;
+        let mut consultation = self
+            .store
+            .consultation(&id)?
+            .filter(|k| !k.incoming)
+            .ok_or_else(|| {
+                StepError::Refused((
+                    pb::RefusalReason::UnknownItem,
+                    format!("no consultation {} was opened from here", id_text(&id)),
+                ))
+            })?;
+        if consultation.denying_agency != sender {
+            return Err(StepError::Refused((
+                pb::RefusalReason::NotOriginator,
+                format!(
+                    "consultation {} is with {}; {sender} did not issue that denial",
+                    consultation.id, consultation.denying_agency
+                ),
+            )));
+        }
+        if consultation.denial_id
+            != id_text(&wire_id(&r.denial_id, "consultation reply denial_id")?)
+        {
+            return refuse(
+                pb::RefusalReason::Malformed,
+                "the reply names another denial than its consultation",
+            )
+            .map_err(StepError::Refused);
+        }
+        if consultation.replied_at_ms != 0 {
+            change.event(Event::new(
+                Action::Consultation,
+                sender,
+                &consultation.denial_id,
+                "ignored: replied already",
+            ));
+            return Ok(After::Nothing);
+        }
+        if consultation.state != "undercut" {
+            consultation.state = "answered".into();
+        }
+        consultation.objects = r.objects;
+        consultation.reply_note = r.note.clone();
+        consultation.replied_at_ms = crate::now_ms();
+        change.put_consultation(&self.store, &id, &consultation)?;
+        change.event(Event::new(
+            Action::Consultation,
+            sender,
+            &consultation.denial_id,
+            format!(
+                "reply to {}: {}",
+                consultation.id,
+                if r.objects { "objects" } else { "no objection" }
+            ),
+        ));
+        Ok(After::Nothing)
+    }
+
+    fn take_undercut(&self, sender: &str, n: &pb::UndercutNotice, change: &mut Change) -> Step {
+        let id = wire_id(&n.consultation_id, "undercut notice consultation_id")?;
+        let mut consultation = self
+            .store
+            .consultation(&id)?
+            .filter(|k| k.incoming)
+            .ok_or_else(|| {
+                StepError::Refused((
+                    pb::RefusalReason::UnknownItem,
+                    format!("no consultation {} was opened with this node", id_text(&id)),
+                ))
+            })?;
+        if consultation.requester != sender {
+            return Err(StepError::Refused((
+                pb::RefusalReason::NotOriginator,
+                format!(
+                    "consultation {} was opened by {}, not {sender}",
+                    consultation.id, consultation.requester
+                ),
+            )));
+        }
+        consultation.state = "undercut".into();
+        consultation.undercut_at_ms = crate::now_ms();
+        consultation.undercut_note = n.note.clone();
+        change.put_consultation(&self.store, &id, &consultation)?;
+        change.event(Event::new(
+            Action::Consultation,
+            sender,
+            &consultation.denial_id,
+            format!(
+                "undercut: {sender} granted application {} despite the denial",
+                n.reference
+            ),
+        ));
+        Ok(After::Nothing)
+    }
+}
+
+/// What to do once a received lifecycle message is stored.
+enum After {
+    Nothing,
+    /// The item's content changed: index and screen it again.
+    Reindex(Box<StoredItem>),
+    /// The item's content is gone: take it out of the search index (its store key).
+    Unindex(Vec<u8>),
+    /// A consent was granted: run the policy again for the item.
+    ShareAgain([u8; 16]),
+}
+
+enum StepError {
+    Refused(Refusal),
+    Store(StoreError),
+}
+
+impl From<StoreError> for StepError {
+    fn from(e: StoreError) -> Self {
+        StepError::Store(e)
+    }
+}
+
+impl From<Refusal> for StepError {
+    fn from(r: Refusal) -> Self {
+        StepError::Refused(r)
+    }
+}
+
+type Step = Result<After, StepError>;
+
+fn not_originator(sender: &str, id: &[u8; 16], origin: &str) -> StepError {
+    StepError::Refused((
+        pb::RefusalReason::NotOriginator,
+        format!(
+            "{sender} is not the originator of item {}: only {origin} may correct, retract or release it",
+            id_text(id)
+        ),
+    ))
+}
+
+/// The state a consultation shows at `now_ms`: an open one past its deadline is overdue.
+pub fn consultation_state(k: &pb::Consultation, now_ms: i64) -> String {
+    if k.state == "open" && k.replied_at_ms == 0 && now_ms > k.deadline_ms {
+        "overdue".into()
+    } else {
+        k.state.clone()
+    }
+}
