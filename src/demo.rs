@@ -13,6 +13,11 @@
 //! JP-METI, which US-BIS's policy gives no watchlist, receives nothing. DE-BAFA then
 //! screens a few names against the list it received.
 //!
+//! Then items change after they were sent: US-BIS corrects a report, DE-BAFA withdraws an
+//! alert, and JP-METI's licence check opens a consultation with US-BIS about its denial
+//! (the sample denial is dated six weeks back, so that it stays within the three years a
+//! consultation looks back).
+//!
 //! The demo fails (non-zero exit) if any delivery is missing or any attack succeeds, so
 //! it doubles as a smoke test.
 
@@ -38,6 +43,7 @@ use crate::{
 };
 
 mod analyst;
+mod lifecycle;
 mod watchlists;
 
 type DemoResult<T> = Result<T, Box<dyn std::error::Error>>;
@@ -92,7 +98,8 @@ pub async fn run(json_output: bool) -> DemoResult<()> {
     let mut submitted = Vec::new();
     for (agency, json_text) in SUBMISSIONS {
         let node = by_agency(&nodes, agency)?;
-        let report = report::parse_report_json(json_text, "sample report")?;
+        let report =
+            lifecycle::recent_denial(report::parse_report_json(json_text, "sample report")?);
         let title = report.title.clone();
         let s = node.shared().submit(report).await?;
         submitted.push((agency, s.item_id));
@@ -122,6 +129,8 @@ pub async fn run(json_output: bool) -> DemoResult<()> {
     let policy = policy_at_work(&nodes, &submitted, &mut lines).await?;
     let lists = watchlists::watchlists_at_work(&nodes, scratch.path(), &mut lines).await?;
     let analysts = analyst::analyst_at_work(&nodes, &material, &mut lines).await?;
+    let after =
+        lifecycle::lifecycle_at_work(&nodes, submitted[0].1, submitted[2].1, &mut lines).await?;
     let forged = try_forged_item(&material, &nodes).await;
     let unregistered = try_unregistered_agency(&material, &nodes).await;
     lines.push(String::new());
@@ -144,6 +153,7 @@ pub async fn run(json_output: bool) -> DemoResult<()> {
         && lists.withheld_from_jp
         && lists.screened_as_expected
         && analysts.all()
+        && after.all()
         && forged.is_ok()
         && unregistered.is_ok();
     if json_output {
@@ -165,6 +175,11 @@ pub async fn run(json_output: bool) -> DemoResult<()> {
                     "correlated": analysts.correlated,
                     "operator_call_refused": analysts.operator_call_refused,
                     "partner_certificate_refused": analysts.partner_refused,
+                },
+                "lifecycle": {
+                    "corrected": after.corrected,
+                    "retracted": after.retracted,
+                    "consulted": after.consulted,
                 },
                 "watchlist": {
                     "list": watchlists::LIST,

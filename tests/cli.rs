@@ -53,15 +53,21 @@ fn demo_exchanges_reports_and_refuses_both_attacks() {
     // forged item.
     // US-BIS's deliveries also hold the two versions of its watchlist, to DE-BAFA. Last,
     // JP-METI sends an alert (to both) that DE-BAFA links with US-BIS's STR.
-    assert_eq!(counts("US-BIS"), [2, 5, 3, 0]);
+    // Then the lifecycle: US-BIS's correction (to DE-BAFA), DE-BAFA's retraction (to
+    // both), JP-METI's consultation request and undercut notice (to US-BIS), US-BIS's
+    // reply (to JP-METI): each a message of its own, delivered and receipted.
+    assert_eq!(counts("US-BIS"), [2, 7, 3, 0]);
     assert_eq!(summary["watchlist"]["converged"], true);
     assert_eq!(summary["watchlist"]["version"], 2);
     assert_eq!(summary["watchlist"]["withheld_from_jp_meti"], true);
     assert_eq!(summary["watchlist"]["screened_as_expected"], true);
     // DE-BAFA's refusals: the forged item, then on its local listener the analyst's call
     // that needs an operator and US-BIS's node certificate.
-    assert_eq!(counts("DE-BAFA"), [2, 3, 3, 3]);
-    assert_eq!(counts("JP-METI"), [2, 2, 2, 2]);
+    assert_eq!(counts("DE-BAFA"), [2, 5, 3, 3]);
+    assert_eq!(counts("JP-METI"), [2, 4, 2, 2]);
+    for shown in ["corrected", "retracted", "consulted"] {
+        assert_eq!(summary["lifecycle"][shown], true, "{shown}");
+    }
     let analyst = &summary["analyst"];
     assert_eq!(
         analyst["search_found"], 3,
@@ -94,6 +100,18 @@ fn demo_prints_a_readable_summary() {
         "{stdout}"
     );
     assert!(stdout.contains("NOT_ACCEPTED"), "{stdout}");
+    assert!(
+        stdout.contains("DE-BAFA shows version 2 with 1 earlier version(s) kept"),
+        "{stdout}"
+    );
+    assert!(
+        stdout.contains("acknowledged by JP-METI and US-BIS"),
+        "{stdout}"
+    );
+    assert!(
+        stdout.contains("US-BIS sees the consultation undercut"),
+        "{stdout}"
+    );
 }
 
 #[test]
