@@ -928,6 +928,25 @@ mod tests {
     }
 
     #[test]
+    fn the_consultation_deadline_defaults_and_is_read_and_checked() {
+        let config = parse(&base()).unwrap();
+        assert_eq!(
+            config.lifecycle.consultation_days,
+            DEFAULT_CONSULTATION_DAYS
+        );
+        let config = parse(&(base() + "\n[lifecycle]\nconsultation_days = 14\n")).unwrap();
+        assert_eq!(config.lifecycle.consultation_days, 14);
+        for bad in ["0", "366", "-3"] {
+            let text = base() + &format!("\n[lifecycle]\nconsultation_days = {bad}\n");
+            let message =
+                assert_invalid(&text, "lifecycle.consultation_days", "consultation_days =");
+            assert!(message.contains("from 1 to 365"), "{message}");
+        }
+        assert_syntax(&(base() + "\n[lifecycle]\nconsultation_days = \"a month\"\n"));
+        assert_syntax(&(base() + "\n[lifecycle]\nconsultation_day = 30\n"));
+    }
+
+    #[test]
     fn text_that_is_not_toml_is_a_syntax_error_with_its_line() {
         let message = assert_syntax("[node]\nagency = \"US-BIS\"\nthis is not toml\n");
         assert!(message.contains("line 3"), "{message}");

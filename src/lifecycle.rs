@@ -18,21 +18,23 @@ use crate::{
 pub const TOMBSTONE_VERSION: u32 = 1;
 
 /// Domain-separation label of a tombstone signature.
-const TOMBSTONE_LABEL: &[u8] = b"entente/v1 tombstone\0";
+const TOMBSTONE_LABEL: &[u8] = b"entente/v1/tombstone\0";
 
 /// How far back a denial counts for a consultation: three years, in milliseconds.
 pub const DENIAL_LOOKBACK_MS: i64 = 3 * 365 * 24 * 3600 * 1000 + 24 * 3600 * 1000;
 
 /// The bytes an originator signs for a tombstone: label, version, originator, item id,
-/// time and reason, each length-prefixed or fixed-size (docs/lifecycle.md).
+/// time, reason and the signing key's id, each length-prefixed or fixed-size
+/// (docs/lifecycle.md).
 pub fn tombstone_signing_input(t: &pb::Tombstone) -> Vec<u8> {
-    let mut out = Vec::with_capacity(TOMBSTONE_LABEL.len() + 64 + t.reason.len());
+    let mut out = Vec::with_capacity(TOMBSTONE_LABEL.len() + 80 + t.reason.len());
     out.extend_from_slice(TOMBSTONE_LABEL);
     out.extend_from_slice(&t.version.to_be_bytes());
     put(&mut out, t.originator.as_bytes());
     put(&mut out, &t.item_id);
     out.extend_from_slice(&t.retracted_at_ms.to_be_bytes());
     put(&mut out, t.reason.as_bytes());
+    put(&mut out, &t.signer_key_id);
     out
 }
 
@@ -56,37 +58,60 @@ pub fn sign_tombstone(me: &Identity, item_id: [u8; 16], at_ms: i64, reason: &str
     t
 }
 
-/// Checks a tombstone received from `sender`, whose keys are `keys`: its version, that
-/// `sender` is the originator it names, and the originator's signature.
-pub fn verify_tombstone(t: &pb::Tombstone, sender: &str, keys: &PartnerKeys) -> Result<(), String> {
+/// Why a tombstone is refused: the reason a receiver gives, and its detail.
+pub type TombstoneError = (pb::RefusalReason, String);
+
+/// Checks a tombstone signed by `originator`, whose keys are `keys`: its version, that it
+/// names `originator`, its shape, and the originator's signature.
+pub fn verify_tombstone(
+    t: &pb::Tombstone,
+    originator: &str,
+    keys: &PartnerKeys,
+) -> Result<(), TombstoneError> {
+    use pb::RefusalReason::{BadSignature, Malformed, UnknownKey, UnsupportedVersion};
     if t.version != TOMBSTONE_VERSION {
-        return Err(format!(
-            "tombstone format version {} is not supported (this node reads version 1)",
-            t.version
+        return Err((
+            UnsupportedVersion,
+            format!(
+                "tombstone format version {} is not supported (this node reads version {TOMBSTONE_VERSION})",
+                t.version
+            ),
         ));
     }
-    if t.originator != sender {
-        return Err(format!(
-            "the tombstone names originator {:?}, but it came from {sender}",
-            t.originator
+    if t.originator != originator {
+        return Err((
+            Malformed,
+            format!(
+                "the tombstone names originator {:?}, not {originator}",
+                t.originator
+            ),
         ));
     }
     if t.item_id.len() != 16 {
-        return Err(format!(
-            "tombstone item_id: expected 16 bytes, found {}",
-            t.item_id.len()
+        return Err((
+            Malformed,
+            format!(
+                "tombstone item_id: expected 16 bytes, found {}",
+                t.item_id.len()
+            ),
         ));
     }
-    let key_id =
-        KeyId::from_slice(&t.signer_key_id).ok_or("tombstone signer_key_id: expected 16 bytes")?;
-    let public = keys
-        .signing_key(key_id, t.retracted_at_ms)
-        .ok_or_else(|| format!("the tombstone is signed by a key {sender} has not registered"))?;
+    let key_id = KeyId::from_slice(&t.signer_key_id).ok_or((
+        Malformed,
+        "tombstone signer_key_id: expected 16 bytes".to_owned(),
+    ))?;
+    let public = keys.signing_key(key_id, t.retracted_at_ms).ok_or_else(|| {
+        (
+            UnknownKey,
+            format!("the tombstone is signed by a key {originator} has not registered"),
+        )
+    })?;
     if identity::verify_signature(&public, &tombstone_signing_input(t), &t.signature) {
         Ok(())
     } else {
-        Err(format!(
-            "the tombstone's signature does not verify with {sender}'s key"
+        Err((
+            BadSignature,
+            format!("the tombstone's signature does not verify with {originator}'s key"),
         ))
     }
 }
@@ -316,6 +341,7 @@ pub fn match_denial(
         .filter(|g| !g.control_entry.is_empty() && wanted.contains(&entry_key(&g.control_entry)))
         .map(|g| g.control_entry.clone())
         .collect();
+    control_entries.sort();
     control_entries.dedup();
     if control_entries.is_empty() {
         return None;
@@ -450,17 +476,30 @@ mod tests {
         ] {
             let mut changed = t.clone();
             change(&mut changed);
-            let err = verify_tombstone(&changed, "AA-ONE", &keys_of(&a)).unwrap_err();
+            let (reason, err) = verify_tombstone(&changed, "AA-ONE", &keys_of(&a)).unwrap_err();
+            assert_eq!(reason, pb::RefusalReason::BadSignature, "{err}");
             assert!(err.contains("does not verify"), "{err}");
         }
-        let err = verify_tombstone(&t, "CC-THREE", &keys_of(&a)).unwrap_err();
+        let (_, err) = verify_tombstone(&t, "CC-THREE", &keys_of(&a)).unwrap_err();
         assert!(err.contains("names originator"), "{err}");
         let c = identity("CC-THREE", 3);
-        let err = verify_tombstone(&t, "AA-ONE", &keys_of(&c)).unwrap_err();
+        let (reason, err) = verify_tombstone(&t, "AA-ONE", &keys_of(&c)).unwrap_err();
+        assert_eq!(reason, pb::RefusalReason::UnknownKey, "{err}");
         assert!(err.contains("not registered"), "{err}");
         let mut future = t.clone();
         future.version = 2;
-        assert!(verify_tombstone(&future, "AA-ONE", &keys_of(&a)).is_err());
+        let (reason, _) = verify_tombstone(&future, "AA-ONE", &keys_of(&a)).unwrap_err();
+        assert_eq!(reason, pb::RefusalReason::UnsupportedVersion);
+    }
+
+    #[test]
+    fn the_tombstone_signature_covers_the_signing_key_id() {
+        let a = identity("AA-ONE", 1);
+        let t = sign_tombstone(&a, [7; 16], 1_780_000_000_000, "forged invoice");
+        let mut other = t.clone();
+        other.signer_key_id[0] ^= 1;
+        assert_ne!(tombstone_signing_input(&t), tombstone_signing_input(&other));
+        assert!(tombstone_signing_input(&t).starts_with(b"entente/v1/tombstone\0"));
     }
 
     fn handling(tlp: pb::TlpLevel, oc: bool, releasable: &[&str], days: u32) -> pb::Handling {

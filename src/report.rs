@@ -154,6 +154,8 @@ pub fn kind_name(kind: pb::ItemKind) -> &'static str {
         pb::ItemKind::WatchlistDelta => "watchlist-delta",
         pb::ItemKind::Correction => "correction",
         pb::ItemKind::Retraction => "retraction",
+        pb::ItemKind::Consent => "consent",
+        pb::ItemKind::Consultation => "consultation",
         _ => "unspecified",
     }
 }

@@ -10,7 +10,7 @@ mod lifecycle;
 
 pub use lifecycle::{
     consent_json, consents_text, consultation_json, consultations_text, licence_check_json,
-    licence_check_text, lifecycle_json, lifecycle_text,
+    licence_check_text, lifecycle_text,
 };
 
 /// One item summary as a JSON object.

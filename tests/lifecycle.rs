@@ -387,6 +387,43 @@ async fn each_lifecycle_message_forged_by_a_non_originator_is_refused() {
         .unwrap();
     assert_eq!(k.replied_at_ms, 0);
 
+    // CC-THREE sends AA-ONE an undercut notice for BB-TWO's consultation.
+    acknowledged(three.b(), consultation, A).await;
+    let undercut = pb::item::Body::UndercutNotice(pb::UndercutNotice {
+        consultation_id: parse(consultation).to_vec(),
+        denial_id: id.to_vec(),
+        reference: "APP-1".into(),
+        note: "forged".into(),
+    });
+    refused_with(
+        &forge(&three, 2, 0, undercut).await,
+        pb::RefusalReason::NotOriginator,
+    );
+    let at_a = three
+        .a()
+        .store
+        .consultation(&parse(consultation))
+        .unwrap()
+        .unwrap();
+    assert_eq!((at_a.state.as_str(), at_a.undercut_at_ms), ("open", 0));
+
+    // Even from the originator, a correction that would widen the handling is refused.
+    let mut wider = report(pb::ItemKind::DenialNotification, "wider");
+    wider.handling.as_mut().unwrap().tlp = pb::TlpLevel::Clear as i32;
+    let widening = pb::item::Body::Correction(pb::Correction {
+        item_id: id.to_vec(),
+        version: 2,
+        report: Some(wider),
+        reason: "wider".into(),
+    });
+    let result = forge(&three, 0, 1, widening).await;
+    refused_with(&result, pb::RefusalReason::Malformed);
+    assert!(
+        result.refusals[0].detail.contains("handling.tlp"),
+        "{result:?}"
+    );
+    assert_eq!(held(three.b(), &id, A).unwrap(), before);
+
     // A correction of an item nobody sent is refused as unknown, and every refusal is in
     // BB-TWO's audit log.
     let unknown = pb::item::Body::Correction(pb::Correction {
@@ -407,7 +444,7 @@ async fn each_lifecycle_message_forged_by_a_non_originator_is_refused() {
         .into_iter()
         .filter(|e| e.action == "refused" && (e.peer == C || e.peer == A))
         .count();
-    assert_eq!(refusals, 7);
+    assert_eq!(refusals, 8);
 }
 
 /// A licence application repeating the test report's denial: same control entry and a
@@ -516,6 +553,22 @@ async fn a_refused_consent_leaves_the_item_unshareable_and_a_granted_one_shares_
     let passed = held(three.c(), &granted, B).unwrap();
     assert_eq!(passed.origin, A);
     assert_eq!(audit_count(&three.b().store, "consent"), 4);
+
+    // AA-ONE withdraws the item: BB-TWO deletes it and passes the signed tombstone on to
+    // CC-THREE, which got it from BB-TWO and deletes it too.
+    let done = three
+        .a()
+        .retract(&store::ulid_text(&granted), "withdrawn")
+        .await
+        .unwrap();
+    acknowledged(three.a(), &done.message_id, B).await;
+    assert!(three.b().store.item(&granted).unwrap().is_empty());
+    eventually(10, "the retraction reaches CC-THREE through BB-TWO", || {
+        three.c().store.item(&granted).unwrap().is_empty()
+    })
+    .await;
+    let tombstone = three.c().store.tombstone(&granted, A).unwrap().unwrap();
+    lifecycle::verify_tombstone(&tombstone, A, &three.c().partner_keys(A).unwrap()).unwrap();
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -527,10 +580,14 @@ async fn a_matching_application_opens_a_consultation_that_goes_overdue_is_answer
         &[B, C],
     )
     .await;
-    // Another denial for other goods does not match.
+    // Another denial for other goods does not match, and one older than three years is
+    // not compared at all.
     let mut other = report(pb::ItemKind::DenialNotification, "other goods");
     other.goods[0].control_entry = "9A012.a".into();
     share(three.a(), other, &[B]).await;
+    let mut old = report(pb::ItemKind::DenialNotification, "denied long ago");
+    old.denial_date = "2022-06-30".into();
+    share(three.a(), old, &[B]).await;
 
     let dry = three
         .b()

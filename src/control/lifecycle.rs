@@ -46,6 +46,7 @@ pub(super) fn add_lifecycle(
 ) -> Result<(), NodeError> {
     if let Some(item) = item {
         response.version = item.version.max(1);
+        response.reason = item.reason.clone();
         response.history = store
             .versions(id, &item.sender)?
             .into_iter()

@@ -157,10 +157,15 @@ impl Shared {
 
     fn wake(&self, queued: &[pb::DeliveryStatus]) {
         for d in queued.iter().filter(|d| d.state == "queued") {
-            metrics::counter!(crate::metrics::QUEUED, "partner" => d.partner.clone()).increment(1);
-            if let Some(n) = self.notifiers.get(&d.partner) {
-                n.notify_one();
-            }
+            self.wake_partner(&d.partner);
+        }
+    }
+
+    /// Counts a message queued for `partner` and wakes its delivery task.
+    fn wake_partner(&self, partner: &str) {
+        metrics::counter!(crate::metrics::QUEUED, "partner" => partner.to_owned()).increment(1);
+        if let Some(n) = self.notifiers.get(partner) {
+            n.notify_one();
         }
     }
 
@@ -237,6 +242,7 @@ impl Shared {
             ..held.clone()
         };
         change.put_item(&self.store, &current)?;
+        change.remove_screening(&id, &self.config.agency);
         change.put_correction_message(&self.store, &id, &message, version)?;
         let grants = self.store.grants(&id)?;
         let facts = ItemFacts {
@@ -279,6 +285,10 @@ impl Shared {
                 }
                 Decision::Deny { rule, reason } => {
                     let rule = rule.unwrap_or_default();
+                    // The partner keeps what it was sent; only a retraction takes that back.
+                    let reason = format!(
+                        "{reason}; {partner} keeps the version it was last sent (retract the item to withdraw it)"
+                    );
                     change.withhold(&message, &partner, &reason, &rule);
                     change.event(Event::new(
                         Action::Withheld,
@@ -341,7 +351,14 @@ impl Shared {
             if self.partner(&partner).is_none() {
                 let why = "no longer a registered partner: the retraction cannot be sent";
                 warn!(partner = %partner, item_id = %id_text(&id), "{why}");
-                change.withhold(&message, &partner, why, "");
+                change.withhold(&message, &partner, why, LIFECYCLE_RULE);
+                decisions.push(pb::DeliveryStatus {
+                    partner,
+                    state: "withheld".into(),
+                    detail: why.into(),
+                    rule: LIFECYCLE_RULE.into(),
+                    redactions: Vec::new(),
+                });
                 continue;
             }
             let body = Body::Retraction(pb::Retraction {
@@ -527,7 +544,7 @@ impl Shared {
     ) -> Result<pb::CheckLicenceResponse, NodeError> {
         let now = crate::now_ms();
         let threshold = self.screening_threshold();
-        let mut checked = 0u32;
+        let mut compared = std::collections::HashSet::new();
         let mut found: Vec<(StoredItem, lifecycle::DenialMatch)> = Vec::new();
         off_the_reactor(|| {
             self.store.each_item(|_, item| {
@@ -535,9 +552,12 @@ impl Shared {
                 if item.own || denial.kind != pb::ItemKind::DenialNotification as i32 {
                     return;
                 }
-                checked += 1;
                 let at = lifecycle::denial_time_ms(denial, item.created_at_ms);
                 if now - at > lifecycle::DENIAL_LOOKBACK_MS {
+                    return;
+                }
+                // A denial held twice (from its originator and passed on) is one denial.
+                if !compared.insert(item.item_id.clone()) {
                     return;
                 }
                 if let Some(m) = lifecycle::match_denial(application, denial, threshold) {
@@ -555,7 +575,7 @@ impl Shared {
             .store
             .licence(&application.reference)?
             .unwrap_or_default();
-        if !record.decision.is_empty() {
+        if !record.decision.is_empty() && !dry_run {
             return Err(NodeError::NotAllowed(format!(
                 "application {} was decided already ({})",
                 application.reference, record.decision
@@ -644,7 +664,7 @@ impl Shared {
                 "checked application {}{}: {} denial(s) compared, {} matched",
                 application.reference,
                 if dry_run { " (dry run)" } else { "" },
-                checked,
+                compared.len(),
                 matches.len()
             ),
         ));
@@ -652,7 +672,7 @@ impl Shared {
         Ok(pb::CheckLicenceResponse {
             reference: application.reference.clone(),
             matches,
-            denials_checked: checked,
+            denials_checked: u32::try_from(compared.len()).unwrap_or(u32::MAX),
         })
     }
 
@@ -757,7 +777,10 @@ impl Shared {
             )));
         }
         let message = self.next_item_id();
-        consultation.state = "answered".into();
+        // A reply after the undercut notice is still recorded; the undercut stands.
+        if consultation.state != "undercut" {
+            consultation.state = "answered".into();
+        }
         consultation.objects = objects;
         consultation.reply_note = note.to_owned();
         consultation.replied_at_ms = crate::now_ms();
@@ -851,10 +874,19 @@ impl Shared {
         };
         let outcome = self.store.apply(&change)?;
         if outcome == Received::Stored {
+            // Messages this one caused (a retraction passed on) go out now.
+            for partner in change.queued_partners() {
+                self.wake_partner(partner);
+            }
             match after {
                 After::Nothing => {}
                 After::Reindex(item) => self.reindex(&item),
-                After::Unindex(key) => self.search_mut().remove(&key),
+                After::Unindex(keys) => {
+                    let mut index = self.search_mut();
+                    for key in &keys {
+                        index.remove(key);
+                    }
+                }
                 After::ShareAgain(item) => match self.reshare(&item) {
                     Ok(done) => self.announce(&done),
                     Err(e) => {
@@ -905,6 +937,11 @@ impl Shared {
             )
             .map_err(StepError::Refused);
         }
+        let handling = |r: &pb::Report| r.handling.clone().unwrap_or_default();
+        if let Some(before) = held.report() {
+            lifecycle::check_not_wider(&handling(before), &handling(&report))
+                .map_err(|e| StepError::Refused((pb::RefusalReason::Malformed, e)))?;
+        }
         if c.version <= held.version.max(1) {
             change.event(Event::new(
                 Action::Corrected,
@@ -948,14 +985,17 @@ impl Shared {
             ))
         })?;
         let id = wire_id(&t.item_id, "tombstone item_id")?;
-        let key = store::item_key(&id, sender);
-        let held = self.store.item_at(&key)?;
-        let origin = match &held {
-            Some(item) => item.origin.clone(),
-            None => match self.store.item(&id)?.first() {
-                Some(other) => return Err(not_originator(sender, &id, &other.origin)),
-                None => sender.to_owned(),
-            },
+        let copies = self.store.item(&id)?;
+        // A retraction comes from the originator, or from a partner that passed the item
+        // on to this node; the originator is the one this node knows for the item.
+        let origin = match copies
+            .iter()
+            .find(|c| c.sender == sender)
+            .or(copies.first())
+        {
+            Some(copy) if copy.sender == sender || copy.origin == sender => copy.origin.clone(),
+            Some(copy) => return Err(not_originator(sender, &id, &copy.origin)),
+            None => sender.to_owned(),
         };
         if t.originator != origin {
             return Err(not_originator(&t.originator, &id, &origin));
@@ -964,8 +1004,7 @@ impl Shared {
         // an item passed on by a partner from an agency this node does not know is
         // withdrawn on the word of that partner, who vouched for it.
         if let Some(keys) = self.partner_keys(&t.originator) {
-            lifecycle::verify_tombstone(t, &t.originator, &keys)
-                .map_err(|e| StepError::Refused((pb::RefusalReason::BadSignature, e)))?;
+            lifecycle::verify_tombstone(t, &t.originator, &keys).map_err(StepError::Refused)?;
         } else if t.originator == sender {
             return refuse(
                 pb::RefusalReason::UnknownKey,
@@ -973,7 +1012,14 @@ impl Shared {
             )
             .map_err(StepError::Refused);
         }
-        if self.store.tombstone(&id, &origin)?.is_some() && held.is_none() {
+        // Every copy of the item goes, whoever delivered it: from the originator, or
+        // passed on by a partner.
+        let erased: Vec<Vec<u8>> = copies
+            .iter()
+            .filter(|c| c.origin == origin)
+            .map(|c| store::item_key(&id, &c.sender))
+            .collect();
+        if erased.is_empty() && self.store.tombstone(&id, &origin)?.is_some() {
             change.event(Event::new(
                 Action::Retracted,
                 sender,
@@ -982,44 +1028,55 @@ impl Shared {
             ));
             return Ok(After::Nothing);
         }
-        if held.is_some() {
-            change.erase_item(&self.store, &id, sender)?;
+        for copy in copies.iter().filter(|c| c.origin == origin) {
+            change.erase_item(&self.store, &id, &copy.sender)?;
         }
         change.put_tombstone(&self.store, t)?;
-        // Pass the withdrawal on to the partners this node passed the item on to.
-        let message = self.next_item_id();
-        for (partner, record) in self.store.deliveries(&id)? {
-            if !was_sent(&record.state) || partner == origin || self.partner(&partner).is_none() {
-                continue;
-            }
-            if record.state == "queued" {
-                change.recall(&partner, &id, "retracted by its originator before delivery");
-            }
-            let body = Body::Retraction(r.clone());
-            let what = format!("retraction of {} by {origin}, passed on", id_text(&id));
-            self.queue_body(change, &partner, message, body, &what)
-                .map_err(|e| match e {
-                    NodeError::Store(e) => StepError::Store(e),
-                    other => {
-                        StepError::Refused((pb::RefusalReason::Unavailable, other.to_string()))
-                    }
-                })?;
-        }
+        self.pass_retraction_on(&id, &origin, r, change)?;
         change.event(Event::new(
             Action::Retracted,
             sender,
             &id_text(&id),
-            if held.is_some() {
-                "content deleted; tombstone kept"
-            } else {
+            if erased.is_empty() {
                 "tombstone kept (the item was not held)"
+            } else {
+                "content deleted; tombstone kept"
             },
         ));
-        Ok(if held.is_some() {
-            After::Unindex(key)
-        } else {
-            After::Nothing
-        })
+        Ok(After::Unindex(erased))
+    }
+
+    /// Queues retraction `r` of item `id` (by `origin`) for every partner this node passed
+    /// the item on to. A partner it cannot be sealed for (no longer registered, no keys)
+    /// is recorded as withheld, so that the withdrawal still takes effect here.
+    fn pass_retraction_on(
+        &self,
+        id: &[u8; 16],
+        origin: &str,
+        r: &pb::Retraction,
+        change: &mut Change,
+    ) -> Result<(), StepError> {
+        let message = self.next_item_id();
+        for (partner, record) in self.store.deliveries(id)? {
+            if !was_sent(&record.state) || partner == origin {
+                continue;
+            }
+            if record.state == "queued" {
+                change.recall(&partner, id, "retracted by its originator before delivery");
+            }
+            let body = Body::Retraction(r.clone());
+            let what = format!("retraction of {} by {origin}, passed on", id_text(id));
+            match self.queue_body(change, &partner, message, body, &what) {
+                Ok(_) => {}
+                Err(NodeError::Store(e)) => return Err(StepError::Store(e)),
+                Err(other) => {
+                    let why = format!("the retraction cannot be passed on: {other}");
+                    warn!(partner = %partner, item_id = %id_text(id), "{why}");
+                    change.withhold(&message, &partner, &why, LIFECYCLE_RULE);
+                }
+            }
+        }
+        Ok(())
     }
 
     fn take_consent_request(
@@ -1278,6 +1335,22 @@ impl Shared {
                 ),
             )));
         }
+        if consultation.denial_id != id_text(&wire_id(&n.denial_id, "undercut notice denial_id")?) {
+            return refuse(
+                pb::RefusalReason::Malformed,
+                "the undercut notice names another denial than its consultation",
+            )
+            .map_err(StepError::Refused);
+        }
+        if consultation.undercut_at_ms != 0 {
+            change.event(Event::new(
+                Action::Consultation,
+                sender,
+                &consultation.denial_id,
+                "ignored: undercut notice received already",
+            ));
+            return Ok(After::Nothing);
+        }
         consultation.state = "undercut".into();
         consultation.undercut_at_ms = crate::now_ms();
         consultation.undercut_note = n.note.clone();
@@ -1300,8 +1373,8 @@ enum After {
     Nothing,
     /// The item's content changed: index and screen it again.
     Reindex(Box<StoredItem>),
-    /// The item's content is gone: take it out of the search index (its store key).
-    Unindex(Vec<u8>),
+    /// The item's content is gone: take it out of the search index (its store keys).
+    Unindex(Vec<Vec<u8>>),
     /// A consent was granted: run the policy again for the item.
     ShareAgain([u8; 16]),
 }

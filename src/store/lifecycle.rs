@@ -53,6 +53,8 @@ pub struct Change {
     /// The received message's replay record: (seen key, envelope digest).
     seen: Option<(Vec<u8>, [u8; 32])>,
     events: Vec<audit::Event>,
+    /// Partners with a message queued by this change.
+    queued: Vec<String>,
 }
 
 impl Change {
@@ -185,8 +187,14 @@ impl Change {
         Ok(())
     }
 
+    /// The partners this change queues messages for.
+    pub fn queued_partners(&self) -> impl Iterator<Item = &str> {
+        self.queued.iter().map(String::as_str)
+    }
+
     /// Queues a message sealed for one partner, with its delivery record.
     pub fn queue(&mut self, id: &[u8; 16], sealed: &Sealed) {
+        self.queued.push(sealed.partner.clone());
         self.puts.push((
             Tree::Outbox,
             outbox_key(&sealed.partner, id),

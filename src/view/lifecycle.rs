@@ -23,11 +23,6 @@ pub fn lifecycle_text(verb: &str, r: &pb::LifecycleResponse) -> String {
     out
 }
 
-/// The same as JSON.
-pub fn lifecycle_json(r: &pb::LifecycleResponse) -> serde_json::Value {
-    json!({"id": r.id, "message_id": r.message_id, "decisions": statuses_json(&r.decisions)})
-}
-
 fn statuses_json(statuses: &[pb::DeliveryStatus]) -> Vec<serde_json::Value> {
     statuses
         .iter()
@@ -230,9 +225,10 @@ pub(super) fn item_lifecycle_text(item: &pb::GetItemResponse, out: &mut String) 
     if item.version > 1 {
         let _ = writeln!(
             out,
-            "version     {} (earlier: {})",
+            "version     {} (earlier: {}): {}",
             item.version,
-            item.history.len()
+            item.history.len(),
+            item.reason
         );
         for v in &item.history {
             let title = v.report.as_ref().map(|r| r.title.as_str()).unwrap_or("");
@@ -266,6 +262,7 @@ pub(super) fn item_lifecycle_json(
     obj: &mut serde_json::Map<String, serde_json::Value>,
 ) {
     obj.insert("version".into(), item.version.max(1).into());
+    obj.insert("reason".into(), item.reason.clone().into());
     let history: Vec<_> = item
         .history
         .iter()
