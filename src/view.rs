@@ -208,6 +208,13 @@ pub fn item_text(item: &pb::GetItemResponse) -> String {
     let Some(s) = item.summary.as_ref() else {
         return "no such item\n".to_owned();
     };
+    if item.report.is_none() && item.tombstone.is_some() {
+        // Withdrawn by its originator: only the tombstone is held.
+        let mut out = format!("item        {}\noriginator  {}\n", s.item_id, s.originator);
+        let _ = writeln!(out, "signature   {}", item.signature);
+        lifecycle::item_lifecycle_text(item, &mut out);
+        return out;
+    }
     let mut out = format!(
         "item        {}\nkind        {}\n",
         s.item_id,

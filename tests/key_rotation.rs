@@ -7,7 +7,7 @@
 
 mod common;
 
-use std::{path::Path, time::Duration};
+use std::path::Path;
 
 use common::*;
 use entente::{
@@ -441,17 +441,6 @@ fn listed(config: &Path) -> usize {
         .ok()
         .and_then(|v| v.as_array().map(Vec::len))
         .unwrap_or(0)
-}
-
-fn wait_for(what: &str, mut check: impl FnMut() -> bool) {
-    let deadline = std::time::Instant::now() + Duration::from_secs(30);
-    while std::time::Instant::now() < deadline {
-        if check() {
-            return;
-        }
-        std::thread::sleep(Duration::from_millis(100));
-    }
-    panic!("timed out waiting for: {what}");
 }
 
 #[test]

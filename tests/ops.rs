@@ -10,7 +10,7 @@ use std::{
     io::{Read as _, Write as _},
     path::Path,
     process::{Command, Stdio},
-    time::{Duration, Instant},
+    time::Duration,
 };
 
 use common::*;
@@ -98,14 +98,6 @@ fn scrape(port: u16) -> Option<String> {
     let mut text = String::new();
     conn.read_to_string(&mut text).ok()?;
     text.starts_with("HTTP/1.1 200").then_some(text)
-}
-
-fn wait_for(what: &str, mut check: impl FnMut() -> bool) {
-    let deadline = Instant::now() + Duration::from_secs(20);
-    while !check() {
-        assert!(Instant::now() < deadline, "timed out waiting for {what}");
-        std::thread::sleep(Duration::from_millis(50));
-    }
 }
 
 #[test]

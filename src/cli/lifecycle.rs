@@ -156,6 +156,8 @@ pub(crate) async fn correct(config: &Path, id: &str, file: &Path, reason: &str) 
     let text = std::fs::read_to_string(file)
         .map_err(|e| format!("cannot read report file {}: {e}", file.display()))?;
     let report = report::parse_report_json(&text, &file.display().to_string())?;
+    // A refused correction names the file whose report was refused.
+    let in_file = |e: String| format!("{}: {e}", file.display());
     let done = match connect(&config).await? {
         Some(mut client) => {
             let request = pb::CorrectItemRequest {
@@ -166,14 +168,13 @@ pub(crate) async fn correct(config: &Path, id: &str, file: &Path, reason: &str) 
             client
                 .correct_item(request)
                 .await
-                .map_err(shown)?
+                .map_err(|e| in_file(shown(e)))?
                 .into_inner()
         }
-        None => {
-            node::Shared::open(config)?
-                .correct(id, report, reason)
-                .await?
-        }
+        None => node::Shared::open(config)?
+            .correct(id, report, reason)
+            .await
+            .map_err(|e| in_file(e.to_string()))?,
     };
     print!("{}", view::lifecycle_text("corrected", &done));
     Ok(())

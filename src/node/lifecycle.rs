@@ -477,11 +477,16 @@ impl Shared {
         let mut consent = self
             .store
             .consent(&request)?
-            .filter(|c| c.incoming)
             .ok_or_else(|| NodeError::NoSuch {
-                what: "consent request asked of this node",
+                what: "consent request",
                 id: request_id.to_owned(),
             })?;
+        if !consent.incoming {
+            return Err(NodeError::NotAllowed(format!(
+                "consent request {request_id} was asked by this node; only the item's originator, {}, answers it",
+                consent.originator
+            )));
+        }
         if consent.state != "pending" {
             return Err(NodeError::NotAllowed(format!(
                 "consent request {request_id} was answered already ({})",
@@ -766,11 +771,16 @@ impl Shared {
         let mut consultation = self
             .store
             .consultation(&id)?
-            .filter(|k| k.incoming)
             .ok_or_else(|| NodeError::NoSuch {
-                what: "consultation opened with this node",
+                what: "consultation",
                 id: consultation_id.to_owned(),
             })?;
+        if !consultation.incoming {
+            return Err(NodeError::NotAllowed(format!(
+                "consultation {consultation_id} was opened by this node; only the denying agency, {}, replies to it",
+                consultation.denying_agency
+            )));
+        }
         if consultation.replied_at_ms != 0 {
             return Err(NodeError::NotAllowed(format!(
                 "consultation {consultation_id} was replied to already"

@@ -113,7 +113,7 @@ pub fn consultations_text(consultations: &[pb::Consultation]) -> String {
         return "no consultations\n".to_owned();
     }
     let mut out = format!(
-        "{:<26}  {:<14}  {:<8}  {:<9}  {:<9}  {:<16}  {}\n",
+        "{:<26}  {:<14}  {:<8}  {:<9}  {:<9}  {:<19}  {}\n",
         "CONSULTATION",
         "DIRECTION",
         "STATE",
@@ -135,7 +135,7 @@ pub fn consultations_text(consultations: &[pb::Consultation]) -> String {
             .unwrap_or("");
         let _ = writeln!(
             out,
-            "{:<26}  {:<14}  {:<8}  {:<9}  {:<9}  {:<16}  {reference}",
+            "{:<26}  {:<14}  {:<8}  {:<9}  {:<9}  {:<19}  {reference}",
             k.id,
             direction,
             k.state,

@@ -270,6 +270,15 @@ pub fn serve(config: &Path) -> std::process::Child {
         .unwrap()
 }
 
+/// Waits up to 30 s, polling, until `check` holds; panics naming `what` if it never does.
+pub fn wait_for(what: &str, mut check: impl FnMut() -> bool) {
+    let deadline = Instant::now() + Duration::from_secs(30);
+    while !check() {
+        assert!(Instant::now() < deadline, "timed out waiting for {what}");
+        std::thread::sleep(Duration::from_millis(50));
+    }
+}
+
 /// Stops a `serve` process with SIGTERM, as systemd would, and waits for it.
 pub fn terminate(child: &mut std::process::Child) {
     let pid = child.id().to_string();
