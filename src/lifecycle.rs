@@ -540,16 +540,8 @@ mod tests {
         }
     }
 
-    const APPLICATION: &str = r#"{
-        "reference": "LIC-2026-0042",
-        "applicant": "Example Exporter GmbH",
-        "parties": [
-            {"name": "CALDERA SECURE NETWORKS", "role": "consignee", "country": "KZ"},
-            {"name": "Someone Else Ltd", "role": "broker"}
-        ],
-        "goods": [{"description": "encryptors", "control_entry": "5a002.A", "hs_code": "851762"}],
-        "destination": "KZ"
-    }"#;
+    /// The example application, which repeats the sample denial.
+    const APPLICATION: &str = include_str!("../examples/applications/lic-2026-0042.json");
 
     fn denial() -> pb::Report {
         let text = std::fs::read_to_string(concat!(

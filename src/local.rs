@@ -240,3 +240,33 @@ pub async fn connect(
         })?;
     Ok(control)
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn decisions_that_commit_the_agency_need_an_operator() {
+        for call in [
+            "CorrectItem",
+            "RetractItem",
+            "RequestConsent",
+            "ListConsents",
+            "CheckLicence",
+            "ListConsultations",
+            "SearchItems",
+        ] {
+            assert_eq!(required_role(call), Role::Analyst, "{call}");
+        }
+        for call in [
+            "AnswerConsent",
+            "DecideLicence",
+            "ReplyConsultation",
+            "SearchAudit",
+            "RotateKeys",
+            "SomeCallAddedLater",
+        ] {
+            assert_eq!(required_role(call), Role::Operator, "{call}");
+        }
+    }
+}
