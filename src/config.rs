@@ -40,6 +40,10 @@ pub const DEFAULT_MAX_ENVELOPES_PER_SEC: u32 = 20_000;
 /// The default `[limits] idle_stream_secs`: longer than a sender keeps an idle stream open.
 pub const DEFAULT_IDLE_STREAM_SECS: u32 = 120;
 
+/// The default `[limits] min_free_disk_mb`: room for sled to finish what it has begun
+/// and for the audit entries of refusals while the operator frees space.
+pub const DEFAULT_MIN_FREE_DISK_MB: u64 = 64;
+
 /// The default `[screening] threshold`: the lowest score of a watchlist hit kept with a
 /// stored report.
 pub const DEFAULT_SCREENING_THRESHOLD: f64 = 0.90;
@@ -191,6 +195,9 @@ pub struct Limits {
     pub max_envelopes_per_sec: u32,
     /// A delivery stream on which nothing arrives for this many seconds is closed.
     pub idle_stream_secs: u32,
+    /// MiB kept free on the data directory's file system: below it, new items are refused
+    /// (partners get UNAVAILABLE and retry) and nothing is written. 0 turns the check off.
+    pub min_free_disk_mb: u64,
 }
 
 impl Default for Limits {
@@ -201,6 +208,7 @@ impl Default for Limits {
             max_streams_per_peer: DEFAULT_MAX_STREAMS_PER_PEER,
             max_envelopes_per_sec: DEFAULT_MAX_ENVELOPES_PER_SEC,
             idle_stream_secs: DEFAULT_IDLE_STREAM_SECS,
+            min_free_disk_mb: DEFAULT_MIN_FREE_DISK_MB,
         }
     }
 }
@@ -355,6 +363,7 @@ struct RawLimits {
     max_streams_per_peer: Option<Spanned<i64>>,
     max_envelopes_per_sec: Option<Spanned<i64>>,
     idle_stream_secs: Option<Spanned<i64>>,
+    min_free_disk_mb: Option<Spanned<i64>>,
 }
 
 #[derive(Deserialize, Default)]
@@ -505,6 +514,12 @@ impl Validator<'_> {
                 i64::from(DEFAULT_IDLE_STREAM_SECS),
                 1..=86_400,
             )? as u32,
+            min_free_disk_mb: self.ranged(
+                raw.limits.min_free_disk_mb.as_ref(),
+                "limits.min_free_disk_mb",
+                DEFAULT_MIN_FREE_DISK_MB as i64,
+                0..=1_048_576,
+            )? as u64,
         };
         let local = raw.local.as_ref().map(|l| self.local(l)).transpose()?;
         let mut partners: Vec<PartnerConfig> = Vec::new();
@@ -925,6 +940,19 @@ mod tests {
         }
         assert_syntax(&(base() + "\n[screening]\nthreshold = \"high\"\n"));
         assert_syntax(&(base() + "\n[screening]\nthreshhold = 0.9\n"));
+    }
+
+    #[test]
+    fn the_disk_reserve_defaults_and_is_read_and_checked() {
+        let config = parse(&base()).unwrap();
+        assert_eq!(config.limits.min_free_disk_mb, DEFAULT_MIN_FREE_DISK_MB);
+        let config = parse(&(base() + "\n[limits]\nmin_free_disk_mb = 0\n")).unwrap();
+        assert_eq!(config.limits.min_free_disk_mb, 0);
+        for bad in ["-1", "2000000"] {
+            let text = base() + &format!("\n[limits]\nmin_free_disk_mb = {bad}\n");
+            let message = assert_invalid(&text, "limits.min_free_disk_mb", "min_free_disk_mb =");
+            assert!(message.contains("from 0 to 1048576"), "{message}");
+        }
     }
 
     #[test]

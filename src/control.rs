@@ -602,6 +602,9 @@ fn status(e: NodeError) -> Status {
             Status::invalid_argument(e.to_string())
         }
         NodeError::NotAllowed(_) => Status::failed_precondition(e.to_string()),
+        NodeError::Store(store::StoreError::LowSpace { .. }) => {
+            Status::resource_exhausted(e.to_string())
+        }
         NodeError::Store(store::StoreError::CorrelationClosed) => {
             Status::failed_precondition(e.to_string())
         }

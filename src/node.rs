@@ -227,7 +227,9 @@ impl Shared {
             std::time::Duration::from_secs(5),
         )?;
         let keys = keys::KeyState::open(&config, &store)?;
-        let store = store.with_checkpoints(keys.checkpoint_signer());
+        let store = store
+            .with_checkpoints(keys.checkpoint_signer())
+            .with_reserve(config.limits.min_free_disk_mb);
         let index = screening::open_index(&store)?;
         let notifiers = config
             .partners

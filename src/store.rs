@@ -96,6 +96,21 @@ pub enum StoreError {
         /// The digest the entries would have had.
         computed: crate::watchlist::Digest,
     },
+    /// The file system of the data directory has less free space than the node keeps in
+    /// reserve; nothing was written. sled stalls rather than fails when a write finds the
+    /// disk full, so writes stop here first.
+    #[error(
+        "data directory {dir} has {free_mib} MiB free, below the {reserve_mib} MiB kept in \
+         reserve ([limits] min_free_disk_mb): nothing was stored; free space and it goes on"
+    )]
+    LowSpace {
+        /// The data directory.
+        dir: String,
+        /// Free space, in MiB.
+        free_mib: u64,
+        /// The reserve, in MiB.
+        reserve_mib: u64,
+    },
     /// No correlation has the id given.
     #[error("no correlation with that id")]
     NoSuchCorrelation,
@@ -283,6 +298,10 @@ pub struct Store {
     list_sent: sled::Tree,
     /// Signs the audit log's checkpoints; without it none are written.
     checkpoints: Option<Arc<dyn audit::Signer>>,
+    /// The data directory, whose free space is checked before each write of new items.
+    dir: Arc<Path>,
+    /// Bytes that must stay free on the data directory's file system (0: not checked).
+    reserve_bytes: u64,
 }
 
 impl std::fmt::Debug for Store {
@@ -335,8 +354,34 @@ impl Store {
             list_staged: tree("list_staged")?,
             list_sent: tree("list_sent")?,
             checkpoints: None,
+            dir: dir.into(),
+            reserve_bytes: 0,
             db,
         })
+    }
+
+    /// Keeps `mib` MiB free on the data directory's file system: below that, writes of new
+    /// items, lifecycle changes and watchlist versions fail with [`StoreError::LowSpace`]
+    /// before anything is written.
+    pub fn with_reserve(mut self, mib: u64) -> Self {
+        self.reserve_bytes = mib.saturating_mul(1024 * 1024);
+        self
+    }
+
+    /// Fails with [`StoreError::LowSpace`] when less than the reserve is free. A file
+    /// system that cannot say how much is free is not held up.
+    pub fn ensure_space(&self) -> Result<()> {
+        if self.reserve_bytes == 0 {
+            return Ok(());
+        }
+        match fs2::available_space(&self.dir) {
+            Ok(free) if free < self.reserve_bytes => Err(StoreError::LowSpace {
+                dir: self.dir.display().to_string(),
+                free_mib: free / (1024 * 1024),
+                reserve_mib: self.reserve_bytes / (1024 * 1024),
+            }),
+            _ => Ok(()),
+        }
     }
 
     /// Opens the store in `dir` with the data key in the file `key_file`.
@@ -394,6 +439,7 @@ impl Store {
     /// transaction, so one transaction for a submitted batch, rather than one per item,
     /// saves most of the store's work per item.
     pub fn submit_all(&self, batch: &[(&StoredItem, &[Sealed], &[Withheld])]) -> Result<()> {
+        self.ensure_space()?;
         let mut events = Vec::new();
         let writes = batch
             .iter()
@@ -418,6 +464,7 @@ impl Store {
         sealed: &[Sealed],
         withheld: &[Withheld],
     ) -> Result<()> {
+        self.ensure_space()?;
         let mut events = Vec::new();
         let writes = self.share_writes(item, None, sealed, withheld, &mut events)?;
         self.write_shares(&[writes], &events, "share again")
@@ -521,6 +568,7 @@ impl Store {
     /// Stores received items, deduplicating by (sender, item id), and records each
     /// outcome in the audit log, in one transaction.
     pub fn receive(&self, sender: &str, batch: &[Incoming]) -> Result<Vec<Received>> {
+        self.ensure_space()?;
         // Sealed before the transaction, which sled may run more than once.
         let sealed = batch
             .iter()

@@ -344,55 +344,111 @@ impl Drop for Mounted {
     }
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-#[ignore = "needs root to mount a tmpfs, and can stall: see docs/operations.md, Fault tests"]
-async fn a_full_disk_under_the_store_is_an_error_not_corruption_and_delivery_resumes() {
-    let dir = tempfile::tempdir().unwrap();
-    let (a, b) = {
-        let mut members = federation(dir.path(), &["AA-ONE", "BB-TWO"]).await;
-        let b = members.pop().unwrap();
-        (members.pop().unwrap(), b)
-    };
-    let data = b.config.data_dir.clone();
-    if !mount_tmpfs(&data, "3m") {
-        eprintln!("skipped: mounting a tmpfs needs root (CAP_SYS_ADMIN)");
-        return;
-    }
-    let _mounted = Mounted(data.clone());
-    let (b_config, b_addr) = (b.config.clone(), b.listener.local_addr().unwrap());
-    let b_node = Node::start_on(b.config, b.listener).await.unwrap();
-    let a_node = Node::start_on(a.config, a.listener).await.unwrap();
-    let sender = a_node.shared().clone();
-    // Reports with a large narrative fill 3 MB within a few hundred items.
-    let items = 600;
+/// `n` reports of about 16 KiB each, titled "big 0" ...
+fn big_reports(n: usize) -> Vec<pb::Report> {
     let mut big = report(pb::ItemKind::EnforcementAlert, "big");
     big.narrative = "x".repeat(16 * 1024);
-    let reports: Vec<_> = (0..items)
+    (0..n)
         .map(|i| {
             let mut r = big.clone();
             r.title = format!("big {i}");
             r
         })
-        .collect();
-    sender.submit_batch(reports).await.unwrap();
-    // B runs out of space: deliveries stop short, A keeps the rest queued.
+        .collect()
+}
+
+/// Waits until the outbox of `sender` toward `partner` stops shrinking (or 60 s pass).
+async fn until_delivery_stalls(sender: &Shared, partner: &str) -> usize {
     let mut last = usize::MAX;
     let deadline = Instant::now() + Duration::from_secs(60);
     loop {
         tokio::time::sleep(Duration::from_secs(2)).await;
-        let now = sender.store.outbox_depth("BB-TWO");
+        let now = sender.store.outbox_depth(partner);
         if now == last || Instant::now() > deadline {
-            break;
+            return now;
         }
         last = now;
     }
-    let waiting = sender.store.outbox_depth("BB-TWO");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn below_the_disk_reserve_nothing_is_stored_partners_retry_and_a_local_submit_says_why() {
+    let dir = tempfile::tempdir().unwrap();
+    let (a, mut b) = {
+        let mut members = federation(dir.path(), &["AA-ONE", "BB-TWO"]).await;
+        let b = members.pop().unwrap();
+        (members.pop().unwrap(), b)
+    };
+    // A reserve no disk here has: BB-TWO is "full" from the start.
+    b.config.limits.min_free_disk_mb = 1_048_576;
+    let (b_config, b_addr) = (b.config.clone(), b.listener.local_addr().unwrap());
+    let b_node = Node::start_on(b.config, b.listener).await.unwrap();
+    let a_node = Node::start_on(a.config, a.listener).await.unwrap();
+    let sender = a_node.shared().clone();
+    sender.submit_batch(big_reports(20)).await.unwrap();
+    // A delivers at once and, turned away with UNAVAILABLE, retries with backoff.
+    tokio::time::sleep(Duration::from_secs(3)).await;
+    assert_eq!(b_node.shared().store.item_count(), 0, "nothing is stored");
+    assert_eq!(sender.store.outbox_depth("BB-TWO"), 20, "everything waits");
+    assert_eq!(audit_count(&sender.store, "refused-by-partner"), 0);
+    let err = b_node
+        .shared()
+        .submit(report(pb::ItemKind::EnforcementAlert, "local"))
+        .await
+        .unwrap_err()
+        .to_string();
+    assert!(
+        err.contains("below the 1048576 MiB kept in reserve"),
+        "{err}"
+    );
+    assert_eq!(b_node.shared().store.item_count(), 0);
+    b_node.shutdown().await;
+
+    // With the reserve met, the same items arrive, once.
+    let mut config = b_config;
+    config.limits.min_free_disk_mb = 0;
+    let listener = tokio::net::TcpListener::bind(b_addr).await.unwrap();
+    let b_node = Node::start_on(config, listener).await.unwrap();
+    eventually(60, "the items arrive once the reserve is met", || {
+        sender.store.outbox_depth("BB-TWO") == 0
+    })
+    .await;
+    assert_eq!(distinct_titles(&b_node.shared().store, "AA-ONE"), 20);
+    b_node.shutdown().await;
+    a_node.shutdown().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+#[ignore = "needs root to mount a tmpfs: see docs/operations.md, Fault tests"]
+async fn a_full_disk_under_the_store_is_an_error_not_corruption_and_delivery_resumes() {
+    let dir = tempfile::tempdir().unwrap();
+    let (a, mut b) = {
+        let mut members = federation(dir.path(), &["AA-ONE", "BB-TWO"]).await;
+        let b = members.pop().unwrap();
+        (members.pop().unwrap(), b)
+    };
+    let data = b.config.data_dir.clone();
+    if !mount_tmpfs(&data, "24m") {
+        eprintln!("skipped: mounting a tmpfs needs root (CAP_SYS_ADMIN)");
+        return;
+    }
+    let _mounted = Mounted(data.clone());
+    b.config.limits.min_free_disk_mb = 8;
+    let b_config = b.config.clone();
+    let b_node = Node::start_on(b.config, b.listener).await.unwrap();
+    let a_node = Node::start_on(a.config, a.listener).await.unwrap();
+    let sender = a_node.shared().clone();
+    // 16 MiB of space above the reserve fills within a thousand 16 KiB reports.
+    let items = 1_500;
+    sender.submit_batch(big_reports(items)).await.unwrap();
+    // B reaches its reserve: deliveries stop short, A keeps the rest queued.
+    let waiting = until_delivery_stalls(&sender, "BB-TWO").await;
     let held = b_node.shared().store.item_count();
     eprintln!("disk full: B holds {held} items, {waiting} wait at A");
     assert!(waiting > 0, "the disk filled before everything arrived");
-    let refused_by_b = audit_count(&sender.store, "refused-by-partner");
-    assert_eq!(refused_by_b, 0, "nothing is given up for lack of space");
-    // A local submission on B gets the cause, not a silent loss.
+    assert!(held > 0, "B stored items until it reached its reserve");
+    assert_eq!(audit_count(&sender.store, "refused-by-partner"), 0);
+    // A local submission on B gets the cause, not a silent loss or a hang.
     let local = b_node
         .shared()
         .submit(report(pb::ItemKind::EnforcementAlert, "local"));
@@ -402,13 +458,10 @@ async fn a_full_disk_under_the_store_is_an_error_not_corruption_and_delivery_res
         .unwrap_err()
         .to_string();
     eprintln!("B's submit while full: {err}");
-    assert!(err.contains("No space left on device"), "{err}");
-    b_node.shutdown().await;
+    assert!(err.contains("kept in reserve"), "{err}");
 
-    // Space returns; B restarts and everything arrives, once.
+    // Space returns; B, still running, takes the rest, once.
     resize_tmpfs(&data, "256m");
-    let listener = tokio::net::TcpListener::bind(b_addr).await.unwrap();
-    let b_node = Node::start_on(b_config.clone(), listener).await.unwrap();
     eventually(120, "the rest arrives once space returns", || {
         sender.store.outbox_depth("BB-TWO") == 0
     })

@@ -267,6 +267,7 @@ impl Store {
     /// before changes nothing: the same one gives [`Received::Duplicate`], another one with
     /// the same id [`Received::Replay`].
     pub fn apply(&self, change: &Change) -> Result<Received> {
+        self.ensure_space()?;
         let (links, by_item) = self.correlation_trees()?;
         let trees = [
             &self.items,

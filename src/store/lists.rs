@@ -278,6 +278,7 @@ impl super::Store {
     /// Fails with [`ApplyOutcome::Moved`] (as `Ok`) when the list is no longer at the
     /// delta's `from_version` (another import got there first).
     pub fn publish_list(&self, publish: ListPublish<'_>) -> Result<ApplyOutcome> {
+        self.ensure_space()?;
         let ListPublish {
             list,
             delta,
@@ -379,6 +380,7 @@ impl super::Store {
         seen: &[(String, [u8; 16], [u8; 32])],
         events: &[Event],
     ) -> Result<ApplyOutcome> {
+        self.ensure_space()?;
         let list = delta.list.as_str();
         // A snapshot replaces the list: the keys it drops are read first, and the version
         // check inside the transaction makes sure the list has not changed since.
@@ -476,6 +478,7 @@ impl super::Store {
         seen: &[(String, [u8; 16], [u8; 32])],
         events: &[Event],
     ) -> Result<()> {
+        self.ensure_space()?;
         let key = staged_key(
             &delta.list,
             StagedKey {
