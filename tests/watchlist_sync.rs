@@ -133,11 +133,10 @@ async fn a_published_list_reaches_the_partner_and_an_update_converges() {
     assert_eq!((first.version, first.entry_count), (1, 5));
     assert_eq!(first.decisions[0].state, "queued");
     converged(&a, &b, LIST, 1, 20).await;
-    assert_eq!(
-        b.screening_entries(),
-        5,
-        "the index follows the applied snapshot"
-    );
+    eventually(10, "the index follows the applied snapshot", || {
+        b.screening_entries() == 5
+    })
+    .await;
 
     let second = a
         .import_list(LIST, dpl(dir.path(), "v2.txt", V2), "v2.txt")
@@ -295,7 +294,11 @@ async fn a_delta_whose_digest_disagrees_is_not_applied_and_a_snapshot_restores_t
     converged(&a, &b, LIST, 1, 20).await;
     assert_eq!(b.store.list_entries(LIST).unwrap(), before);
     assert!(audit_count(&b.store, "list-pull") >= 1);
-    assert_eq!(b.screening_entries(), before.len());
+    // The screening index follows the store a moment after each version is stored.
+    eventually(10, "the screening index follows the snapshot", || {
+        b.screening_entries() == before.len()
+    })
+    .await;
     for node in nodes {
         node.shutdown().await;
     }
@@ -328,11 +331,11 @@ async fn a_partner_restarted_mid_sync_converges() {
     let b_node = Node::start_on(b_config, listener).await.unwrap();
     let b = b_node.shared().clone();
     converged(&a, &b, LIST, 2, 30).await;
-    assert_eq!(
-        b.screening_entries(),
-        500,
-        "the index was rebuilt and followed"
-    );
+    // The screening index follows the store a moment after each version is stored.
+    eventually(10, "the index was rebuilt and followed", || {
+        b.screening_entries() == 500
+    })
+    .await;
     b_node.shutdown().await;
     for node in nodes {
         node.shutdown().await;
