@@ -668,10 +668,23 @@ pub fn get_item(store: &store::Store, item_id: &str) -> Result<pb::GetItemRespon
         .map_err(|_| NodeError::NoSuchItem(item_id.to_owned()))?
         .to_bytes();
     let copies = store.item(&id)?;
-    let Some(item) = copies.iter().find(|i| i.own).or_else(|| copies.first()) else {
+    let Some(item) = store::preferred_copy(&copies) else {
         // A withdrawn item: its content is gone, its tombstone stays.
         let Some(t) = store.tombstones_of(&id)?.into_iter().next() else {
             return Err(NodeError::NoSuchItem(item_id.to_owned()));
+        };
+        let signature = match store.tombstone_voucher(&id, &t.originator)? {
+            None => format!(
+                "tombstone signed by {}'s key {}, checked on receipt",
+                t.originator,
+                hex::encode(&t.signer_key_id)
+            ),
+            Some(partner) => format!(
+                "tombstone passed on by {partner}, taken on its word: no keys of {} are held \
+                 to check its signature (key {})",
+                t.originator,
+                hex::encode(&t.signer_key_id)
+            ),
         };
         let mut response = pb::GetItemResponse {
             summary: Some(pb::ItemSummary {
@@ -681,11 +694,7 @@ pub fn get_item(store: &store::Store, item_id: &str) -> Result<pb::GetItemRespon
                 title: "(retracted by its originator)".into(),
                 ..Default::default()
             }),
-            signature: format!(
-                "tombstone signed by {}'s key {}, checked on receipt",
-                t.originator,
-                hex::encode(&t.signer_key_id)
-            ),
+            signature,
             ..Default::default()
         };
         lifecycle::add_lifecycle(store, &id, None, &mut response)?;

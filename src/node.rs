@@ -180,6 +180,22 @@ pub struct Shared {
     search: RwLock<crate::search::SearchIndex>,
     /// True once the search index covers every item stored before the node started.
     search_ready: watch::Sender<bool>,
+    /// Held by whatever checks what is stored and then changes it on that basis (see
+    /// [`Turn`]).
+    turn: tokio::sync::Mutex<()>,
+}
+
+/// One writer's turn at the checks-then-writes that depend on what is held: storing a
+/// received batch (reports, deltas and lifecycle messages), and each lifecycle command and
+/// re-share. A received retraction lists the copies it erases, a correction reads the
+/// version it replaces, an answer reads the request it settles; with one turn at a time,
+/// nothing changes between the read and the transaction that acts on it. The turn is not
+/// held across the flush that follows, so that batches still share their disk syncs.
+///
+/// Functions that need it take a `&Turn`, so that calling them without it does not
+/// compile.
+pub(crate) struct Turn<'a> {
+    _held: tokio::sync::MutexGuard<'a, ()>,
 }
 
 impl std::fmt::Debug for Shared {
@@ -248,6 +264,7 @@ impl Shared {
             screening: RwLock::new(index),
             search: RwLock::new(crate::search::SearchIndex::new()),
             search_ready: watch::channel(false).0,
+            turn: tokio::sync::Mutex::new(()),
             config,
         })
     }
@@ -434,7 +451,9 @@ impl Shared {
             .report()
             .ok_or_else(|| NodeError::NoSuchItem(view_id(item)))?;
         let policy = self.policy();
-        let consented = self.store.grants(&store::id16(&item.item_id))?;
+        let consented = self
+            .store
+            .grants(&store::id16(&item.item_id), &item.origin)?;
         let facts = ItemFacts {
             report,
             origin: &item.origin,
@@ -508,21 +527,20 @@ impl Shared {
         let id = ulid::Ulid::from_string(item_id)
             .map_err(|_| NodeError::NoSuchItem(item_id.to_owned()))?
             .to_bytes();
-        let done = self.reshare(&id)?;
+        let done = {
+            let turn = self.turn().await;
+            self.reshare(&turn, &id)?
+        };
         self.store.flush().await?;
         self.announce(&done);
         Ok(done)
     }
 
     /// The work of [`Shared::share_again`], not yet flushed or announced.
-    fn reshare(&self, id: &[u8; 16]) -> Result<Submitted, NodeError> {
+    fn reshare(&self, _turn: &Turn<'_>, id: &[u8; 16]) -> Result<Submitted, NodeError> {
         let missing = || NodeError::NoSuchItem(store::ulid_text(id));
         let copies = self.store.item(id)?;
-        let item = copies
-            .iter()
-            .find(|i| i.own)
-            .or_else(|| copies.first())
-            .ok_or_else(missing)?;
+        let item = store::preferred_copy(&copies).ok_or_else(missing)?;
         if self.store.tombstone(id, &item.origin)?.is_some() {
             return Err(NodeError::NotAllowed(format!(
                 "item {} was retracted by its originator; it is not shared again",
@@ -540,6 +558,13 @@ impl Shared {
         let (sealed, withheld) = self.decide_and_seal(item, &already)?;
         self.store.share_again(item, &sealed, &withheld)?;
         Ok(submitted(item, &sealed, &withheld))
+    }
+
+    /// Waits for this node's [`Turn`] at checks-then-writes.
+    pub(crate) async fn turn(&self) -> Turn<'_> {
+        Turn {
+            _held: self.turn.lock().await,
+        }
     }
 
     /// The policy in force.

@@ -1009,6 +1009,18 @@ fn u64_be(bytes: &[u8]) -> u64 {
     u64::from_be_bytes(b)
 }
 
+/// The copy of an item to show and to act on, of those [`Store::item`] returns: the own one,
+/// else the one its originator delivered (the copy that corrections reach), else the first.
+/// Every copy held has the same originator: a report whose id is held from another is
+/// refused on receipt.
+pub fn preferred_copy(copies: &[StoredItem]) -> Option<&StoredItem> {
+    copies
+        .iter()
+        .find(|c| c.own)
+        .or_else(|| copies.iter().find(|c| c.sender == c.origin))
+        .or_else(|| copies.first())
+}
+
 /// The first 16 bytes of `bytes` as an item id (zero-padded if shorter; callers pass
 /// validated ids).
 pub fn id16(bytes: &[u8]) -> [u8; 16] {
@@ -1167,13 +1179,28 @@ mod tests {
     async fn tamper(dir: &Path, store: Store, change: impl FnOnce(&sled::Tree)) -> Store {
         store.flush().await.unwrap();
         drop(store);
-        let db = sled::open(dir).unwrap();
+        let db = patiently(|| sled::open(dir).map_err(sled_err("open")));
         change(&db.open_tree("audit").unwrap());
         db.flush().unwrap();
         drop(db);
-        Store::open(dir, DataKey::generate().unwrap())
-            .unwrap()
+        patiently(|| Store::open(dir, DataKey::generate().unwrap()))
             .with_checkpoints(Arc::new(key()))
+    }
+
+    /// `open()` again until sled's background threads, which may hold the store's lock
+    /// a moment after it was dropped, let go of it.
+    fn patiently<T>(open: impl Fn() -> Result<T>) -> T {
+        let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
+        loop {
+            match open() {
+                Err(StoreError::Locked { .. }) | Err(StoreError::Sled { .. })
+                    if std::time::Instant::now() < deadline =>
+                {
+                    std::thread::sleep(std::time::Duration::from_millis(20));
+                }
+                other => return other.unwrap(),
+            }
+        }
     }
 
     /// Rewrites the whole log as someone without the key would: every entry from `log`,

@@ -15,7 +15,7 @@ use entente::{
     pb,
     sharing::ShareKind,
     store::{self, StoredItem},
-    testbed,
+    testbed::{self, Member},
 };
 use prost::Message as _;
 
@@ -32,13 +32,25 @@ struct Three {
 
 impl Three {
     async fn start(a_policy: Option<String>) -> Self {
+        Self::start_adjusted(&[A, B, C], |members| {
+            if let Some(policy) = a_policy {
+                std::fs::write(&members[0].config.policy, policy).unwrap();
+            }
+        })
+        .await
+    }
+
+    /// A federation of `agencies` (any number), adjusted by `adjust` before it starts.
+    async fn start_adjusted(agencies: &[&str], adjust: impl FnOnce(&mut Vec<Member>)) -> Self {
         let dir = tempfile::tempdir().unwrap();
-        let members = federation(dir.path(), &[A, B, C]).await;
-        if let Some(policy) = a_policy {
-            std::fs::write(&members[0].config.policy, policy).unwrap();
-        }
+        let mut members = federation(dir.path(), agencies).await;
+        adjust(&mut members);
         let nodes = start_all(members).await;
         Self { _dir: dir, nodes }
+    }
+
+    fn node(&self, n: usize) -> &Shared {
+        self.nodes[n].shared()
     }
 
     fn a(&self) -> &Shared {
@@ -97,30 +109,49 @@ async fn acknowledged(from: &Shared, message: &str, partner: &str) {
 
 /// Seals `body` as `from` for `to` and delivers it over `from`'s own TLS identity.
 async fn forge(three: &Three, from: usize, to: usize, body: pb::item::Body) -> pb::BatchResult {
+    let item = pb::Item {
+        body: Some(body),
+        originator: String::new(),
+    };
+    let envelope = seal_as(three, from, to, ulid::Ulid::new().to_bytes(), &item);
+    deliver(three, from, to, vec![envelope]).await
+}
+
+/// Seals `item` as `from` for `to` under item id `id`, as `from`'s node would.
+fn seal_as(three: &Three, from: usize, to: usize, id: [u8; 16], item: &pb::Item) -> pb::Envelope {
     let sender = three.nodes[from].shared();
     let recipient = three.nodes[to].shared().config.agency.clone();
     let partner = sender.partner(&recipient).unwrap();
-    let kind = lifecycle::body_kind(&body);
-    let payload = pb::Item {
-        body: Some(body),
-        originator: String::new(),
-    }
-    .encode_to_vec();
-    let envelope = envelope::seal(
+    let kind = match item.body.as_ref().unwrap() {
+        pb::item::Body::Report(r) => r.kind(),
+        other => lifecycle::body_kind(other),
+    };
+    envelope::seal(
         &sender.own_keys().identity,
         &recipient,
         &sender.sealing_keys(&partner),
-        ulid::Ulid::new().to_bytes(),
+        id,
         kind,
         entente::now_ms(),
-        &payload,
+        &item.encode_to_vec(),
     )
-    .unwrap();
+    .unwrap()
+}
+
+/// Delivers `envelopes` from `from` to `to` over `from`'s own TLS identity.
+async fn deliver(
+    three: &Three,
+    from: usize,
+    to: usize,
+    envelopes: Vec<pb::Envelope>,
+) -> pb::BatchResult {
+    let sender = three.nodes[from].shared();
+    let recipient = three.nodes[to].shared().config.agency.clone();
     send_raw(
         &material(&sender.config),
         &recipient,
         &three.endpoint(to),
-        vec![envelope],
+        envelopes,
     )
     .await
     .unwrap()
@@ -360,7 +391,7 @@ async fn each_lifecycle_message_forged_by_a_non_originator_is_refused() {
         .unwrap()
         .unwrap();
     assert_eq!(consent.state, "pending");
-    assert!(three.b().store.grants(&item).unwrap().is_empty());
+    assert!(three.b().store.grants(&item, A).unwrap().is_empty());
 
     // BB-TWO consults AA-ONE about its denial; CC-THREE replies in AA-ONE's place.
     let checked = three
@@ -675,4 +706,353 @@ async fn a_matching_application_opens_a_consultation_that_goes_overdue_is_answer
         Err(NodeError::NotAllowed(_))
     ));
     assert!(audit_count(&three.a().store, "consultation") >= 3);
+}
+
+/// A report of kind alert, as an item from its sender (`originator` empty) or passed on in
+/// `originator`'s name.
+fn alert_item(originator: &str, title: &str) -> pb::Item {
+    pb::Item {
+        body: Some(pb::item::Body::Report(report(
+            pb::ItemKind::EnforcementAlert,
+            title,
+        ))),
+        originator: originator.into(),
+    }
+}
+
+/// An alert without originator control, which a partner's own policy may pass on.
+fn passable(title: &str) -> pb::Report {
+    let mut r = report(pb::ItemKind::EnforcementAlert, title);
+    r.handling.as_mut().unwrap().originator_control = false;
+    r
+}
+
+fn retraction(t: pb::Tombstone) -> pb::item::Body {
+    pb::item::Body::Retraction(pb::Retraction { tombstone: Some(t) })
+}
+
+/// A tombstone for item `id` signed by `signer` but naming `originator`.
+fn tombstone_in_the_name_of(signer: &Shared, originator: &str, id: [u8; 16]) -> pb::Tombstone {
+    let mut t =
+        lifecycle::sign_tombstone(&signer.own_keys().identity, id, entente::now_ms(), "forged");
+    t.originator = originator.into();
+    t
+}
+
+/// Audit entries of `store` recording a refusal of something `peer` sent.
+fn refusals_of(store: &store::Store, peer: &str) -> usize {
+    store
+        .audit_entries()
+        .unwrap()
+        .iter()
+        .filter(|e| e.action == "refused" && e.peer == peer)
+        .count()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_item_in_the_receivers_own_name_or_under_an_id_held_for_another_originator_is_refused() {
+    let three = Three::start(None).await;
+    let id = share(
+        three.a(),
+        report(pb::ItemKind::EnforcementAlert, "AA-ONE's alert"),
+        &[B, C],
+    )
+    .await;
+    let at_a = three.a().store.item(&id).unwrap();
+    let at_c = three.c().store.item(&id).unwrap();
+
+    // BB-TWO "passes on" to AA-ONE an item in AA-ONE's own name, under its item's id:
+    // held beside the original, it could then be withdrawn by BB-TWO.
+    let echo = seal_as(&three, 1, 0, id, &alert_item(A, "planted"));
+    let result = deliver(&three, 1, 0, vec![echo]).await;
+    refused_with(&result, pb::RefusalReason::NotOriginator);
+    assert!(
+        result.refusals[0]
+            .detail
+            .contains("this node, as its originator"),
+        "{result:?}"
+    );
+    // An item of its own under the id of AA-ONE's item, at AA-ONE and at CC-THREE.
+    for to in [0, 2] {
+        let shadow = seal_as(&three, 1, to, id, &alert_item("", "shadow"));
+        let result = deliver(&three, 1, to, vec![shadow]).await;
+        refused_with(&result, pb::RefusalReason::Replay);
+        assert!(
+            result.refusals[0]
+                .detail
+                .contains("held already for an item of AA-ONE"),
+            "{result:?}"
+        );
+    }
+    // A tombstone in AA-ONE's name, sent to AA-ONE: only AA-ONE withdraws its items.
+    let forged = tombstone_in_the_name_of(three.b(), A, id);
+    refused_with(
+        &forge(&three, 1, 0, retraction(forged)).await,
+        pb::RefusalReason::NotOriginator,
+    );
+
+    assert_eq!(
+        three.a().store.item(&id).unwrap(),
+        at_a,
+        "AA-ONE's own item"
+    );
+    assert!(three.a().store.tombstone(&id, A).unwrap().is_none());
+    assert_eq!(three.c().store.item(&id).unwrap(), at_c, "CC-THREE's copy");
+    assert_eq!(refusals_of(&three.a().store, B), 3);
+    assert_eq!(refusals_of(&three.c().store, B), 1);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_tombstone_passed_on_by_a_partner_is_checked_against_the_originators_key() {
+    // AA-ONE shares with BB-TWO only; BB-TWO passes the item on to CC-THREE.
+    let three = Three::start(Some(policy_sharing_with(&[B], &[C]))).await;
+    let id = share(three.a(), passable("passed on"), &[B]).await;
+    three.b().share_again(&store::ulid_text(&id)).await.unwrap();
+    eventually(10, "BB-TWO passes the item on", || {
+        delivered(&three.b().store, &id, C)
+    })
+    .await;
+    let before = held(three.c(), &id, B).unwrap();
+    assert_eq!(before.origin, A);
+
+    // BB-TWO withdraws it at CC-THREE with a tombstone it signed in AA-ONE's name ...
+    let mut forged = tombstone_in_the_name_of(three.b(), A, id);
+    refused_with(
+        &forge(&three, 1, 2, retraction(forged.clone())).await,
+        pb::RefusalReason::UnknownKey,
+    );
+    // ... and with one that names AA-ONE's key but carries BB-TWO's signature.
+    let genuine = lifecycle::sign_tombstone(&three.a().own_keys().identity, id, 0, "x");
+    forged.signer_key_id = genuine.signer_key_id;
+    refused_with(
+        &forge(&three, 1, 2, retraction(forged)).await,
+        pb::RefusalReason::BadSignature,
+    );
+    assert_eq!(held(three.c(), &id, B).unwrap(), before);
+    assert!(three.c().store.tombstone(&id, A).unwrap().is_none());
+    assert_eq!(refusals_of(&three.c().store, B), 2);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_retraction_the_receiver_cannot_check_is_believed_only_for_the_copies_its_sender_delivered()
+ {
+    const D: &str = "DD-FOUR";
+    // AA-ONE shares with BB-TWO and DD-FOUR, which both pass the item on to CC-THREE;
+    // CC-THREE has no partnership with AA-ONE, so holds no key to check AA-ONE's tombstone.
+    let four = Three::start_adjusted(&[A, B, C, D], |members| {
+        std::fs::write(
+            &members[0].config.policy,
+            policy_sharing_with(&[B, D], &[C]),
+        )
+        .unwrap();
+        let c = &mut members[2].config;
+        c.partners.retain(|p| p.agency != A);
+        std::fs::write(&c.policy, testbed::share_policy(&[B, D], &ShareKind::ALL)).unwrap();
+    })
+    .await;
+    let (a, b, c, d) = (four.node(0), four.node(1), four.node(2), four.node(3));
+    let id = share(a, passable("twice"), &[B, D]).await;
+    let text = store::ulid_text(&id);
+    for forwarder in [b, d] {
+        forwarder.share_again(&text).await.unwrap();
+        eventually(10, "the item is passed on to CC-THREE", || {
+            delivered(&forwarder.store, &id, C)
+        })
+        .await;
+    }
+    assert_eq!(c.store.item(&id).unwrap().len(), 2);
+
+    // A tombstone from BB-TWO that CC-THREE cannot check takes away BB-TWO's copy only.
+    let unchecked = tombstone_in_the_name_of(b, A, id);
+    let result = forge(&four, 1, 2, retraction(unchecked)).await;
+    assert!(result.refusals.is_empty(), "{result:?}");
+    assert!(held(c, &id, B).is_none());
+    assert_eq!(held(c, &id, D).unwrap().origin, A, "DD-FOUR's copy stays");
+    assert_eq!(
+        c.store.tombstone_voucher(&id, A).unwrap().as_deref(),
+        Some(B)
+    );
+
+    // AA-ONE withdraws the item for real: both forwarders pass the retraction on.
+    let done = a.retract(&text, "withdrawn").await.unwrap();
+    for forwarder in [B, D] {
+        acknowledged(a, &done.message_id, forwarder).await;
+    }
+    eventually(10, "DD-FOUR's copy goes too", || {
+        c.store.item(&id).unwrap().is_empty()
+    })
+    .await;
+    let shown = entente::control::get_item(&c.store, &text).unwrap();
+    assert!(shown.report.is_none());
+    assert!(
+        shown.signature.contains("taken on its word"),
+        "{}",
+        shown.signature
+    );
+    assert_eq!(
+        refusals_of(&c.store, B),
+        0,
+        "BB-TWO's late pass-on is acknowledged"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_lifecycle_message_delivered_again_changes_nothing_and_one_reusing_its_id_is_refused() {
+    let three = Three::start(None).await;
+    let id = share(
+        three.a(),
+        report(pb::ItemKind::EnforcementAlert, "original"),
+        &[B],
+    )
+    .await;
+    let correction = |title: &str| pb::Item {
+        body: Some(pb::item::Body::Correction(pb::Correction {
+            item_id: id.to_vec(),
+            version: 2,
+            report: Some(report(pb::ItemKind::EnforcementAlert, title)),
+            reason: "retitled".into(),
+        })),
+        originator: String::new(),
+    };
+    let message = ulid::Ulid::new().to_bytes();
+    let first = seal_as(&three, 0, 1, message, &correction("first"));
+    for _ in 0..2 {
+        let result = deliver(&three, 0, 1, vec![first.clone()]).await;
+        assert!(
+            result.receipt.is_some() && result.refusals.is_empty(),
+            "{result:?}"
+        );
+    }
+    let other = seal_as(&three, 0, 1, message, &correction("second"));
+    refused_with(
+        &deliver(&three, 0, 1, vec![other]).await,
+        pb::RefusalReason::Replay,
+    );
+    let item = held(three.b(), &id, A).unwrap();
+    assert_eq!(
+        (item.version, item.report().unwrap().title.as_str()),
+        (2, "first")
+    );
+    assert_eq!(three.b().store.versions(&id, A).unwrap().len(), 1);
+    let entries = three.b().store.audit_entries().unwrap();
+    let about = |detail: &str| {
+        entries
+            .iter()
+            .filter(|e| e.item_id == store::ulid_text(&message) && e.detail.starts_with(detail))
+            .count()
+    };
+    assert_eq!(about("duplicate"), 1);
+    assert_eq!(about("replay"), 1);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_request_under_the_id_of_a_record_the_receiver_holds_is_refused() {
+    let three = Three::start(None).await;
+    let mut controlled = report(pb::ItemKind::EnforcementAlert, "controlled");
+    controlled.handling.as_mut().unwrap().originator_control = true;
+    let item = share(three.a(), controlled, &[B]).await;
+    let own = share(
+        three.b(),
+        report(pb::ItemKind::DenialNotification, "BB-TWO's denial"),
+        &[A],
+    )
+    .await;
+    let request = three
+        .b()
+        .request_consent(&store::ulid_text(&item), C, "")
+        .await
+        .unwrap();
+    acknowledged(three.b(), &request.message_id, A).await;
+    let asked = three.b().store.consent(&parse(&request.id)).unwrap();
+
+    // AA-ONE, which knows the id of BB-TWO's request, sends a request of its own under
+    // it, and a consultation too: each would overwrite BB-TWO's record.
+    let consent = pb::Item {
+        body: Some(pb::item::Body::ConsentRequest(pb::ConsentRequest {
+            item_id: own.to_vec(),
+            third_party: C.into(),
+            note: String::new(),
+        })),
+        originator: String::new(),
+    };
+    let consultation = pb::Item {
+        body: Some(pb::item::Body::ConsultationRequest(
+            pb::ConsultationRequest {
+                denial_id: own.to_vec(),
+                application: Some(lifecycle::summary(&application("APP-9"))),
+                deadline_ms: entente::now_ms() + 86_400_000,
+                note: String::new(),
+            },
+        )),
+        originator: String::new(),
+    };
+    let envelope = seal_as(&three, 0, 1, parse(&request.id), &consent);
+    refused_with(
+        &deliver(&three, 0, 1, vec![envelope]).await,
+        pb::RefusalReason::Replay,
+    );
+    assert_eq!(three.b().store.consent(&parse(&request.id)).unwrap(), asked);
+
+    // BB-TWO consults AA-ONE about a denial AA-ONE sent it.
+    share(
+        three.a(),
+        report(pb::ItemKind::DenialNotification, "denied"),
+        &[B],
+    )
+    .await;
+    let opened = three
+        .b()
+        .check_licence(&application("APP-2"), 0, false)
+        .await
+        .unwrap();
+    acknowledged(three.b(), &opened.matches[0].consultation_id, A).await;
+    let k = parse(&opened.matches[0].consultation_id);
+    let before = three.b().store.consultation(&k).unwrap();
+    let envelope = seal_as(&three, 0, 1, k, &consultation);
+    refused_with(
+        &deliver(&three, 0, 1, vec![envelope]).await,
+        pb::RefusalReason::Replay,
+    );
+    assert_eq!(three.b().store.consultation(&k).unwrap(), before);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_retraction_for_a_partner_no_longer_registered_is_withheld_and_recorded() {
+    let mut three = Three::start(None).await;
+    let id = share(
+        three.a(),
+        report(pb::ItemKind::EnforcementAlert, "to withdraw"),
+        &[B, C],
+    )
+    .await;
+    // AA-ONE stops, and CC-THREE's partnership ends; the command runs on the stopped node.
+    let node = three.nodes.remove(0);
+    let mut config = node.shared().config.clone();
+    node.shutdown().await;
+    config.partners.retain(|p| p.agency != C);
+    std::fs::write(&config.policy, policy_sharing_with(&[B], &[])).unwrap();
+    let a = Shared::open(config).unwrap();
+    let done = a
+        .retract(&store::ulid_text(&id), "withdrawn")
+        .await
+        .unwrap();
+    let state = |partner: &str| {
+        done.decisions
+            .iter()
+            .find(|d| d.partner == partner)
+            .map(|d| (d.state.clone(), d.detail.clone()))
+            .unwrap()
+    };
+    assert_eq!(state(B).0, "queued");
+    let (withheld, why) = state(C);
+    assert_eq!(withheld, "withheld");
+    assert!(why.contains("not a registered partner"), "{why}");
+    let recorded = a
+        .store
+        .audit_entries()
+        .unwrap()
+        .into_iter()
+        .any(|e| e.action == "withheld" && e.peer == C && e.detail.contains("retraction"));
+    assert!(recorded, "the withheld retraction is in the audit log");
+    assert!(a.store.tombstone(&id, A).unwrap().is_some());
 }

@@ -333,8 +333,11 @@ async fn store_batch(
         items: checked,
         mut refusals,
     } = batch;
-    let outcomes = super::sync::receive(shared, &partner.agency, &checked)
-        .map_err(|e| unavailable(partner, &e))?;
+    let outcomes = {
+        let turn = shared.turn().await;
+        super::sync::receive(shared, &turn, &partner.agency, &checked)
+    }
+    .map_err(|e| unavailable(partner, &e))?;
     // Screening the new reports' subjects costs microseconds each; their hits go to disk
     // with them in the flush below.
     shared.screen_received(&partner.agency, &checked, &outcomes);
@@ -546,6 +549,18 @@ pub(super) fn open_one(
             other.to_owned()
         }
     };
+    // This node's own items reach it from no one else: an item "passed on" in its name
+    // would sit beside the original and could be retracted or corrected by its sender.
+    if origin == shared.config.agency {
+        return Err((
+            pb::RefusalReason::NotOriginator,
+            format!(
+                "the item names {origin}, this node, as its originator; {origin}'s items \
+                 are not taken from {}",
+                partner.agency
+            ),
+        ));
+    }
     let digest = envelope::envelope_digest(env);
     Ok(Incoming {
         digest,

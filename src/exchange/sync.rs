@@ -19,7 +19,7 @@ use super::receive::{MAX_BATCH_ENVELOPES, open_one};
 use crate::{
     audit::{Action, Event},
     config::PartnerConfig,
-    node::{Shared, check_delta},
+    node::{Shared, Turn, check_delta},
     pb::{self, peer_exchange_client::PeerExchangeClient},
     policy::ListDecision,
     store::{self, ApplyOutcome, Incoming, Received, StoreError},
@@ -82,25 +82,68 @@ pub(super) fn check_incoming(
 /// the same batch finds it stored. Returns one outcome per item, in order.
 pub(super) fn receive(
     shared: &Shared,
+    turn: &Turn<'_>,
     sender: &str,
     batch: &[Incoming],
 ) -> Result<Vec<Received>, StoreError> {
     let is_report = |i: &Incoming| i.item.report().is_some();
-    if batch.iter().all(is_report) {
+    // A report whose id is held already from another originator is refused before
+    // anything is stored: an item id names one item of one originator.
+    let conflicts = batch
+        .iter()
+        .map(|i| match is_report(i) {
+            true => id_conflict(shared, i),
+            false => Ok(None),
+        })
+        .collect::<Result<Vec<_>, _>>()?;
+    if batch.iter().all(is_report) && conflicts.iter().all(Option::is_none) {
         return shared.store.receive(sender, batch);
     }
-    let reports: Vec<Incoming> = batch.iter().filter(|i| is_report(i)).cloned().collect();
+    let reports: Vec<Incoming> = batch
+        .iter()
+        .zip(&conflicts)
+        .filter(|(i, conflict)| is_report(i) && conflict.is_none())
+        .map(|(i, _)| i.clone())
+        .collect();
     let mut stored = shared.store.receive(sender, &reports)?.into_iter();
     let mut outcomes = Vec::with_capacity(batch.len());
-    for incoming in batch {
-        let outcome = match delta_of(incoming) {
-            Some(delta) => receive_delta(shared, sender, incoming, delta)?,
-            None if is_report(incoming) => stored.next().unwrap_or(Received::Stored),
-            None => shared.receive_lifecycle(sender, incoming)?,
+    for (incoming, conflict) in batch.iter().zip(conflicts) {
+        let outcome = match (delta_of(incoming), conflict) {
+            (_, Some(why)) => Received::Refused(pb::RefusalReason::Replay, why),
+            (Some(delta), None) => receive_delta(shared, sender, incoming, delta)?,
+            (None, None) if is_report(incoming) => stored.next().unwrap_or(Received::Stored),
+            (None, None) => shared.receive_lifecycle(turn, sender, incoming)?,
         };
         outcomes.push(outcome);
     }
     Ok(outcomes)
+}
+
+/// Why received report `incoming` may not be stored under its id, if the id is held
+/// already from another originator: an item of this node's own, a copy or a tombstone of
+/// another agency's item. Copies of one originator's item delivered by several partners
+/// (the originator, and partners passing it on) share the id, and are kept side by side.
+fn id_conflict(shared: &Shared, incoming: &Incoming) -> Result<Option<String>, StoreError> {
+    let id = store::id16(&incoming.item.item_id);
+    let origin = &incoming.item.origin;
+    let held = shared.store.item(&id)?;
+    let other = held
+        .iter()
+        .map(|c| c.origin.clone())
+        .chain(
+            shared
+                .store
+                .tombstones_of(&id)?
+                .into_iter()
+                .map(|t| t.originator),
+        )
+        .find(|o| o != origin);
+    Ok(other.map(|other| {
+        format!(
+            "item id {} is held already for an item of {other}; this one names {origin}",
+            store::ulid_text(&id)
+        )
+    }))
 }
 
 fn delta_of(incoming: &Incoming) -> Option<&pb::WatchlistDelta> {
@@ -517,7 +560,10 @@ async fn apply_pulled(
         }
     }
     shared.record_all(&events);
-    receive(shared, &partner.agency, &items).map_err(|e| e.to_string())?;
+    {
+        let turn = shared.turn().await;
+        receive(shared, &turn, &partner.agency, &items).map_err(|e| e.to_string())?;
+    }
     shared.store.flush().await.map_err(|e| e.to_string())?;
     Ok(())
 }

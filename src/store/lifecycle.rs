@@ -8,7 +8,8 @@
 //! | | `r` ‖ item id (16) | item id (16) of the retraction message (originator) |
 //! | | `v` ‖ item id (16) ‖ message id (16) | version (4, BE) the correction message carried (originator) |
 //! | | `c` ‖ request id (16) | `pb::Consent` |
-//! | | `g` ‖ item id (16) ‖ third agency | request id (16) of the granted consent |
+//! | | `u` ‖ item id (16) ‖ originator | agency id of the partner that passed the tombstone on, when the originator's signature could not be checked here |
+//! | | `g` ‖ item id (16) ‖ originator ‖ `/` ‖ third agency | request id (16) of the granted consent |
 //! | | `k` ‖ consultation id (16) | `pb::Consultation` |
 //! | | `a` ‖ application reference | `pb::LicenceRecord` |
 //!
@@ -91,9 +92,27 @@ impl Change {
         Ok(())
     }
 
-    /// Keeps the tombstone of an item.
-    pub fn put_tombstone(&mut self, store: &Store, t: &pb::Tombstone) -> Result<()> {
-        self.put_record(store, tombstone_key(&id16(&t.item_id), &t.originator), t)
+    /// Keeps the tombstone of an item. `vouched_by` names the partner that passed it on
+    /// when the originator's signature could not be checked here (no keys of the
+    /// originator are held); `None` for a tombstone whose signature was checked, or this
+    /// node's own.
+    pub fn put_tombstone(
+        &mut self,
+        store: &Store,
+        t: &pb::Tombstone,
+        vouched_by: Option<&str>,
+    ) -> Result<()> {
+        let id = id16(&t.item_id);
+        self.put_record(store, tombstone_key(&id, &t.originator), t)?;
+        let key = voucher_key(&id, &t.originator);
+        match vouched_by {
+            Some(partner) => {
+                let value = store.seal_value(LIFECYCLE, &key, partner.as_bytes())?;
+                self.puts.push((Tree::Lifecycle, key, value));
+            }
+            None => self.removals.push((Tree::Lifecycle, key)),
+        }
+        Ok(())
     }
 
     /// Notes which message carried the retraction of own item `item`.
@@ -134,17 +153,33 @@ impl Change {
         self.put_record(store, prefixed(b'c', id), c)
     }
 
-    /// Records that the originator consented to `item` going to `third_party`.
+    /// Records that `originator` consented to its item `item` going to `third_party`.
     pub fn put_grant(
         &mut self,
         store: &Store,
         item: &[u8; 16],
+        originator: &str,
         third_party: &str,
         request: &[u8; 16],
     ) -> Result<()> {
-        let key = grant_key(item, third_party);
+        let key = grant_key(item, originator, third_party);
         let value = store.seal_value(LIFECYCLE, &key, request)?;
         self.puts.push((Tree::Lifecycle, key, value));
+        Ok(())
+    }
+
+    /// Removes every consent `originator` granted for its item `item` (the item is gone).
+    pub fn remove_grants(
+        &mut self,
+        store: &Store,
+        item: &[u8; 16],
+        originator: &str,
+    ) -> Result<()> {
+        let prefix = grant_key(item, originator, "");
+        for entry in store.lifecycle_tree()?.scan_prefix(&prefix) {
+            let (key, _) = entry.map_err(sled_err("read lifecycle"))?;
+            self.removals.push((Tree::Lifecycle, key.to_vec()));
+        }
         Ok(())
     }
 
@@ -427,9 +462,30 @@ impl Store {
         self.records(b'c')
     }
 
-    /// The agencies the originator consented to `item` going to.
-    pub fn grants(&self, item: &[u8; 16]) -> Result<Vec<String>> {
-        let prefix = prefixed(b'g', item);
+    /// The partner on whose word the tombstone of item `id` from `originator` was taken,
+    /// if its signature was not checked here.
+    pub fn tombstone_voucher(&self, id: &[u8; 16], originator: &str) -> Result<Option<String>> {
+        let key = voucher_key(id, originator);
+        let Some(value) = self
+            .lifecycle_tree()?
+            .get(&key)
+            .map_err(sled_err("read lifecycle"))?
+        else {
+            return Ok(None);
+        };
+        let plain =
+            self.at_rest
+                .open(LIFECYCLE, &key, &value)
+                .ok_or(StoreError::Undecryptable {
+                    op: "read lifecycle",
+                    tree: LIFECYCLE,
+                })?;
+        Ok(Some(String::from_utf8_lossy(&plain).into_owned()))
+    }
+
+    /// The agencies `originator` consented to its item `item` going to.
+    pub fn grants(&self, item: &[u8; 16], originator: &str) -> Result<Vec<String>> {
+        let prefix = grant_key(item, originator, "");
         let mut out = Vec::new();
         for entry in self.lifecycle_tree()?.scan_prefix(&prefix) {
             let (key, _) = entry.map_err(sled_err("read lifecycle"))?;
@@ -476,8 +532,18 @@ fn tombstone_key(id: &[u8; 16], originator: &str) -> Vec<u8> {
     k
 }
 
-fn grant_key(item: &[u8; 16], third_party: &str) -> Vec<u8> {
+fn voucher_key(id: &[u8; 16], originator: &str) -> Vec<u8> {
+    let mut k = prefixed(b'u', id);
+    k.extend_from_slice(originator.as_bytes());
+    k
+}
+
+/// `g` ‖ item ‖ originator ‖ `/` ‖ third agency; with an empty `third_party`, the prefix
+/// of every grant of that originator for that item. Agency ids hold no `/`.
+fn grant_key(item: &[u8; 16], originator: &str, third_party: &str) -> Vec<u8> {
     let mut k = prefixed(b'g', item);
+    k.extend_from_slice(originator.as_bytes());
+    k.push(b'/');
     k.extend_from_slice(third_party.as_bytes());
     k
 }

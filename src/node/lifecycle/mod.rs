@@ -213,6 +213,7 @@ impl Shared {
                 limit: self.max_item_bytes(),
             });
         }
+        let _turn = self.turn().await;
         let (id, held) = self.own_item(item_id, "correct")?;
         let original = held
             .report()
@@ -247,7 +248,7 @@ impl Shared {
         change.put_item(&self.store, &current)?;
         change.remove_screening(&id, &self.config.agency);
         change.put_correction_message(&self.store, &id, &message, version)?;
-        let grants = self.store.grants(&id)?;
+        let grants = self.store.grants(&id, &self.config.agency)?;
         let facts = ItemFacts {
             report: &report,
             origin: &self.config.agency,
@@ -329,12 +330,13 @@ impl Shared {
         item_id: &str,
         reason: &str,
     ) -> Result<pb::LifecycleResponse, NodeError> {
+        let _turn = self.turn().await;
         let (id, _) = self.own_item(item_id, "retract")?;
         let tombstone =
             lifecycle::sign_tombstone(&self.own_keys().identity, id, crate::now_ms(), reason);
         let message = self.next_item_id();
         let mut change = Change::new();
-        change.put_tombstone(&self.store, &tombstone)?;
+        change.put_tombstone(&self.store, &tombstone, None)?;
         change.put_retraction_message(&self.store, &id, &message)?;
         for (correction, _) in self.store.correction_messages(&id)? {
             for (partner, record) in self.store.deliveries(&correction)? {
@@ -351,24 +353,34 @@ impl Shared {
             if record.state == "queued" {
                 change.recall(&partner, &id, "retracted before delivery");
             }
-            if self.partner(&partner).is_none() {
-                let why = "no longer a registered partner: the retraction cannot be sent";
-                warn!(partner = %partner, item_id = %id_text(&id), "{why}");
-                change.withhold(&message, &partner, why, LIFECYCLE_RULE);
-                decisions.push(pb::DeliveryStatus {
-                    partner,
-                    state: "withheld".into(),
-                    detail: why.into(),
-                    rule: LIFECYCLE_RULE.into(),
-                    redactions: Vec::new(),
-                });
-                continue;
-            }
             let body = Body::Retraction(pb::Retraction {
                 tombstone: Some(tombstone.clone()),
             });
             let what = format!("retraction of {}", id_text(&id));
-            decisions.push(self.queue_body(&mut change, &partner, message, body, &what)?);
+            // The item is withdrawn here whatever happens to the message: a partner it
+            // cannot be sealed for (no longer registered, say) is recorded as withheld.
+            match self.queue_body(&mut change, &partner, message, body, &what) {
+                Ok(decision) => decisions.push(decision),
+                Err(NodeError::Store(e)) => return Err(NodeError::Store(e)),
+                Err(other) => {
+                    let why = format!("the retraction cannot be sent: {other}");
+                    warn!(partner = %partner, item_id = %id_text(&id), "{why}");
+                    change.withhold(&message, &partner, &why, LIFECYCLE_RULE);
+                    change.event(Event::new(
+                        Action::Withheld,
+                        &partner,
+                        &id_text(&message),
+                        format!("{what}: {why}"),
+                    ));
+                    decisions.push(pb::DeliveryStatus {
+                        partner,
+                        state: "withheld".into(),
+                        detail: why,
+                        rule: LIFECYCLE_RULE.into(),
+                        redactions: Vec::new(),
+                    });
+                }
+            }
         }
         change.event(Event::new(
             Action::Retracted,
@@ -393,6 +405,7 @@ impl Shared {
         let id = ulid::Ulid::from_string(item_id.trim())
             .map_err(|_| NodeError::NoSuchItem(item_id.to_owned()))?
             .to_bytes();
+        let _turn = self.turn().await;
         let copies = self.store.item(&id)?;
         let item = copies
             .iter()
@@ -428,7 +441,12 @@ impl Shared {
                 "item {item_id} is releasable to {third_party} already"
             )));
         }
-        if self.store.grants(&id)?.iter().any(|a| a == third_party) {
+        if self
+            .store
+            .grants(&id, &originator)?
+            .iter()
+            .any(|a| a == third_party)
+        {
             return Err(NodeError::NotAllowed(format!(
                 "{originator} has already consented to item {item_id} going to {third_party}"
             )));
@@ -477,6 +495,7 @@ impl Shared {
         note: &str,
     ) -> Result<pb::LifecycleResponse, NodeError> {
         let request = parse_id(request_id, "consent request")?;
+        let _turn = self.turn().await;
         let mut consent = self
             .store
             .consent(&request)?
@@ -579,6 +598,9 @@ impl Shared {
             deadline_days.min(365)
         };
         let deadline = now + i64::from(days) * 24 * 3600 * 1000;
+        // The scan above only reads; what follows reads the application's record and the
+        // consultations open for it, then writes them.
+        let _turn = self.turn().await;
         let mut record = self
             .store
             .licence(&application.reference)?
@@ -692,6 +714,7 @@ impl Shared {
         grant: bool,
         note: &str,
     ) -> Result<pb::DecideLicenceResponse, NodeError> {
+        let _turn = self.turn().await;
         let mut record = self
             .store
             .licence(reference)?
@@ -771,6 +794,7 @@ impl Shared {
         note: &str,
     ) -> Result<pb::LifecycleResponse, NodeError> {
         let id = parse_id(consultation_id, "consultation")?;
+        let _turn = self.turn().await;
         let mut consultation = self
             .store
             .consultation(&id)?

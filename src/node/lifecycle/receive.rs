@@ -8,7 +8,7 @@ use super::{LIFECYCLE_RULE, Refusal, id_text, refuse, was_sent, wire_id};
 use crate::{
     audit::{Action, Event},
     lifecycle,
-    node::{NodeError, Shared},
+    node::{NodeError, Shared, Turn},
     pb::{self, item::Body},
     report,
     store::{self, Change, Incoming, Received, StoreError, StoredItem},
@@ -20,6 +20,7 @@ impl Shared {
     /// A message that does not fit is [`Received::Refused`]; `Err` is a storage failure.
     pub(crate) fn receive_lifecycle(
         &self,
+        turn: &Turn<'_>,
         sender: &str,
         incoming: &Incoming,
     ) -> Result<Received, StoreError> {
@@ -32,8 +33,8 @@ impl Shared {
         let message = store::id16(&incoming.item.item_id);
         // A redelivered message is answered as before, whatever has changed since.
         match self.store.seen_before(sender, &message, &incoming.digest)? {
-            Some(true) => return Ok(Received::Duplicate),
-            Some(false) => return Ok(Received::Replay),
+            Some(true) => return self.seen_again(sender, &message, Received::Duplicate),
+            Some(false) => return self.seen_again(sender, &message, Received::Replay),
             None => {}
         }
         let mut change = Change::new();
@@ -64,28 +65,46 @@ impl Shared {
             Err(StepError::Store(e)) => return Err(e),
         };
         let outcome = self.store.apply(&change)?;
-        if outcome == Received::Stored {
-            // Messages this one caused (a retraction passed on) go out now.
-            for partner in change.queued_partners() {
-                self.wake_partner(partner);
-            }
-            match after {
-                After::Nothing => {}
-                After::Reindex(item) => self.reindex(&item),
-                After::Unindex(keys) => {
-                    let mut index = self.search_mut();
-                    for key in &keys {
-                        index.remove(key);
-                    }
-                }
-                After::ShareAgain(item) => match self.reshare(&item) {
-                    Ok(done) => self.announce(&done),
-                    Err(e) => {
-                        warn!(item_id = %id_text(&item), error = %e, "cannot share the item after the consent")
-                    }
-                },
-            }
+        if outcome != Received::Stored {
+            return self.seen_again(sender, &message, outcome);
         }
+        // Messages this one caused (a retraction passed on) go out now.
+        for partner in change.queued_partners() {
+            self.wake_partner(partner);
+        }
+        match after {
+            After::Nothing => {}
+            After::Reindex(item) => self.reindex(&item),
+            After::Unindex(keys) => {
+                let mut index = self.search_mut();
+                for key in &keys {
+                    index.remove(key);
+                }
+            }
+            After::ShareAgain(item) => match self.reshare(turn, &item) {
+                Ok(done) => self.announce(&done),
+                Err(e) => {
+                    warn!(item_id = %id_text(&item), error = %e, "cannot share the item after the consent")
+                }
+            },
+        }
+        Ok(outcome)
+    }
+
+    /// Records a message whose id was seen before: the same envelope again (acknowledged,
+    /// nothing changes) or another one with that id (refused as a replay).
+    fn seen_again(
+        &self,
+        sender: &str,
+        message: &[u8; 16],
+        outcome: Received,
+    ) -> Result<Received, StoreError> {
+        let (action, detail) = match outcome {
+            Received::Duplicate => (Action::Received, "duplicate: already applied"),
+            _ => (Action::Refused, "replay: item id reused"),
+        };
+        self.store
+            .record(&[Event::new(action, sender, &id_text(message), detail)])?;
         Ok(outcome)
     }
 
@@ -177,64 +196,71 @@ impl Shared {
         })?;
         let id = wire_id(&t.item_id, "tombstone item_id")?;
         let copies = self.store.item(&id)?;
+        // Every copy held has one originator: a report reusing an id held from another
+        // originator is refused on receipt. The tombstone must name that originator, and
+        // this node's own items are withdrawn here alone, never on a partner's word.
+        if let Some(copy) = copies.iter().find(|c| c.own || c.origin != t.originator) {
+            return Err(not_originator(&t.originator, &id, &copy.origin));
+        }
         // A retraction comes from the originator, or from a partner that passed the item
-        // on to this node; the originator is the one this node knows for the item.
-        let origin = match copies
-            .iter()
-            .find(|c| c.sender == sender)
-            .or(copies.first())
-        {
-            Some(copy) if copy.sender == sender || copy.origin == sender => copy.origin.clone(),
-            Some(copy) => return Err(not_originator(sender, &id, &copy.origin)),
-            None => sender.to_owned(),
+        // on to this node.
+        if t.originator != sender && !copies.iter().any(|c| c.sender == sender) {
+            if self.store.tombstone(&id, &t.originator)?.is_some() {
+                return Ok(tombstone_held(sender, &id, change));
+            }
+            return Err(not_originator(sender, &id, &t.originator));
+        }
+        // The originator's signature is checked whenever this node holds its keys. A
+        // partner passing on the retraction of an item from an agency this node does not
+        // know is believed for the copies it delivered itself, and no others.
+        let vouched_by = match self.partner_keys(&t.originator) {
+            Some(keys) => {
+                lifecycle::verify_tombstone(t, &t.originator, &keys).map_err(StepError::Refused)?;
+                None
+            }
+            None if t.originator == sender => {
+                return refuse(
+                    pb::RefusalReason::UnknownKey,
+                    "no keys are held for the sender",
+                )
+                .map_err(StepError::Refused);
+            }
+            None => Some(sender),
         };
-        if t.originator != origin {
-            return Err(not_originator(&t.originator, &id, &origin));
-        }
-        // The originator's signature is checked whenever this node knows the originator;
-        // an item passed on by a partner from an agency this node does not know is
-        // withdrawn on the word of that partner, who vouched for it.
-        if let Some(keys) = self.partner_keys(&t.originator) {
-            lifecycle::verify_tombstone(t, &t.originator, &keys).map_err(StepError::Refused)?;
-        } else if t.originator == sender {
-            return refuse(
-                pb::RefusalReason::UnknownKey,
-                "no keys are held for the sender",
-            )
-            .map_err(StepError::Refused);
-        }
-        // Every copy of the item goes, whoever delivered it: from the originator, or
-        // passed on by a partner.
-        let erased: Vec<Vec<u8>> = copies
+        let erased: Vec<&StoredItem> = copies
             .iter()
-            .filter(|c| c.origin == origin)
-            .map(|c| store::item_key(&id, &c.sender))
+            .filter(|c| vouched_by.is_none() || c.sender == sender)
             .collect();
-        if erased.is_empty() && self.store.tombstone(&id, &origin)?.is_some() {
-            change.event(Event::new(
-                Action::Retracted,
-                sender,
-                &id_text(&id),
-                "tombstone held already",
-            ));
-            return Ok(After::Nothing);
+        let upgrade =
+            vouched_by.is_none() && self.store.tombstone_voucher(&id, &t.originator)?.is_some();
+        if erased.is_empty() && !upgrade && self.store.tombstone(&id, &t.originator)?.is_some() {
+            return Ok(tombstone_held(sender, &id, change));
         }
-        for copy in copies.iter().filter(|c| c.origin == origin) {
+        for copy in &erased {
             change.erase_item(&self.store, &id, &copy.sender)?;
         }
-        change.put_tombstone(&self.store, t)?;
-        self.pass_retraction_on(&id, &origin, r, change)?;
-        change.event(Event::new(
-            Action::Retracted,
-            sender,
-            &id_text(&id),
-            if erased.is_empty() {
-                "tombstone kept (the item was not held)"
-            } else {
-                "content deleted; tombstone kept"
-            },
-        ));
-        Ok(After::Unindex(erased))
+        if erased.len() == copies.len() {
+            change.remove_grants(&self.store, &id, &t.originator)?;
+        }
+        change.put_tombstone(&self.store, t, vouched_by)?;
+        self.pass_retraction_on(&id, &t.originator, r, change)?;
+        let kept = copies.len() - erased.len();
+        let detail = match (erased.is_empty(), vouched_by) {
+            (true, _) => "tombstone kept (the item was not held)".to_owned(),
+            (false, None) => "content deleted; tombstone kept".to_owned(),
+            (false, Some(_)) => format!(
+                "content {sender} delivered deleted on its word (no keys of {} are held to \
+                 check the tombstone); {kept} copy(ies) from other partners kept",
+                t.originator
+            ),
+        };
+        change.event(Event::new(Action::Retracted, sender, &id_text(&id), detail));
+        Ok(After::Unindex(
+            erased
+                .iter()
+                .map(|c| store::item_key(&id, &c.sender))
+                .collect(),
+        ))
     }
 
     /// Queues retraction `r` of item `id` (by `origin`) for every partner this node passed
@@ -264,6 +290,12 @@ impl Shared {
                     let why = format!("the retraction cannot be passed on: {other}");
                     warn!(partner = %partner, item_id = %id_text(id), "{why}");
                     change.withhold(&message, &partner, &why, LIFECYCLE_RULE);
+                    change.event(Event::new(
+                        Action::Withheld,
+                        &partner,
+                        &id_text(&message),
+                        format!("retraction of {} by {origin}: {why}", id_text(id)),
+                    ));
                 }
             }
         }
@@ -282,6 +314,9 @@ impl Shared {
             StepError::Refused((pb::RefusalReason::Malformed, format!("third_party: {e}")))
         })?;
         self.sent_own(&id, sender, "consent request")?;
+        if self.store.consent(request)?.is_some() {
+            return Err(id_in_use(request, "a consent request"));
+        }
         let consent = pb::Consent {
             request_id: id_text(request),
             item_id: id_text(&id),
@@ -383,7 +418,7 @@ impl Shared {
         consent.answer_id = id_text(message);
         change.put_consent(&self.store, &request, &consent)?;
         if a.granted {
-            change.put_grant(&self.store, &item, &a.third_party, &request)?;
+            change.put_grant(&self.store, &item, sender, &a.third_party, &request)?;
         }
         change.event(Event::new(
             Action::Consent,
@@ -416,6 +451,9 @@ impl Shared {
                 format!("item {} is not a denial notification", id_text(&denial_id)),
             )
             .map_err(StepError::Refused);
+        }
+        if self.store.consultation(id)?.is_some() {
+            return Err(id_in_use(id, "a consultation"));
         }
         let consultation = pb::Consultation {
             id: id_text(id),
@@ -588,6 +626,26 @@ impl From<Refusal> for StepError {
 }
 
 type Step = Result<After, StepError>;
+
+/// A retraction of an item whose tombstone is held already: acknowledged, recorded.
+fn tombstone_held(sender: &str, id: &[u8; 16], change: &mut Change) -> After {
+    change.event(Event::new(
+        Action::Retracted,
+        sender,
+        &id_text(id),
+        "tombstone held already",
+    ));
+    After::Nothing
+}
+
+/// A request whose message id names a record this node holds already (its own request or
+/// consultation, say): refused, so that no partner can overwrite a record by its id.
+fn id_in_use(id: &[u8; 16], what: &str) -> StepError {
+    StepError::Refused((
+        pb::RefusalReason::Replay,
+        format!("id {} is in use here for {what}", id_text(id)),
+    ))
+}
 
 fn not_originator(sender: &str, id: &[u8; 16], origin: &str) -> StepError {
     StepError::Refused((
