@@ -44,6 +44,11 @@ pub const DEFAULT_IDLE_STREAM_SECS: u32 = 120;
 /// and for the audit entries of refusals while the operator frees space.
 pub const DEFAULT_MIN_FREE_DISK_MB: u64 = 64;
 
+/// The default `[limits] max_recipients`: the most agencies a report's handling may release
+/// it to (`releasable_to`). Far more than any MOU names, few enough that a hostile list
+/// cannot make a policy decision or a display costly.
+pub const DEFAULT_MAX_RECIPIENTS: u32 = 64;
+
 /// The default `[screening] threshold`: the lowest score of a watchlist hit kept with a
 /// stored report.
 pub const DEFAULT_SCREENING_THRESHOLD: f64 = 0.90;
@@ -198,6 +203,9 @@ pub struct Limits {
     /// MiB kept free on the data directory's file system: below it, new items are refused
     /// (partners get UNAVAILABLE and retry) and nothing is written. 0 turns the check off.
     pub min_free_disk_mb: u64,
+    /// Most agencies a report's handling may name in `releasable_to`, on submission and on
+    /// receipt. (An envelope names exactly one recipient: that is the format, not a limit.)
+    pub max_recipients: u32,
 }
 
 impl Default for Limits {
@@ -209,11 +217,30 @@ impl Default for Limits {
             max_envelopes_per_sec: DEFAULT_MAX_ENVELOPES_PER_SEC,
             idle_stream_secs: DEFAULT_IDLE_STREAM_SECS,
             min_free_disk_mb: DEFAULT_MIN_FREE_DISK_MB,
+            max_recipients: DEFAULT_MAX_RECIPIENTS,
         }
     }
 }
 
 impl Limits {
+    /// Whether `report` names no more agencies in `releasable_to` than
+    /// [`Limits::max_recipients`] allows: `Err` says how many and the limit.
+    pub fn check_recipients(&self, report: &crate::pb::Report) -> Result<(), String> {
+        let named = report
+            .handling
+            .as_ref()
+            .map_or(0, |h| h.releasable_to.len());
+        if named > self.max_recipients as usize {
+            Err(format!(
+                "handling.releasable_to: names {named} agencies, more than the {} allowed \
+                 (limits.max_recipients)",
+                self.max_recipients
+            ))
+        } else {
+            Ok(())
+        }
+    }
+
     /// Whether an item created at `created_at_ms` may be accepted at `now_ms`: `Err` says
     /// why not.
     pub fn check_time(&self, created_at_ms: i64, now_ms: i64) -> Result<(), String> {
@@ -364,6 +391,7 @@ struct RawLimits {
     max_envelopes_per_sec: Option<Spanned<i64>>,
     idle_stream_secs: Option<Spanned<i64>>,
     min_free_disk_mb: Option<Spanned<i64>>,
+    max_recipients: Option<Spanned<i64>>,
 }
 
 #[derive(Deserialize, Default)]
@@ -520,6 +548,12 @@ impl Validator<'_> {
                 DEFAULT_MIN_FREE_DISK_MB as i64,
                 0..=1_048_576,
             )? as u64,
+            max_recipients: self.ranged(
+                raw.limits.max_recipients.as_ref(),
+                "limits.max_recipients",
+                i64::from(DEFAULT_MAX_RECIPIENTS),
+                1..=1000,
+            )? as u32,
         };
         let local = raw.local.as_ref().map(|l| self.local(l)).transpose()?;
         let mut partners: Vec<PartnerConfig> = Vec::new();
@@ -952,6 +986,33 @@ mod tests {
             let text = base() + &format!("\n[limits]\nmin_free_disk_mb = {bad}\n");
             let message = assert_invalid(&text, "limits.min_free_disk_mb", "min_free_disk_mb =");
             assert!(message.contains("from 0 to 1048576"), "{message}");
+        }
+    }
+
+    #[test]
+    fn the_recipient_limit_defaults_is_read_and_checked_and_bounds_releasable_to() {
+        let config = parse(&base()).unwrap();
+        assert_eq!(config.limits.max_recipients, DEFAULT_MAX_RECIPIENTS);
+        let config = parse(&(base() + "\n[limits]\nmax_recipients = 2\n")).unwrap();
+        let mut report = crate::bench::sample_report();
+        let handling = report.handling.as_mut().unwrap();
+        handling.releasable_to = vec!["AA-ONE".into(), "BB-TWO".into()];
+        assert_eq!(config.limits.check_recipients(&report), Ok(()));
+        report
+            .handling
+            .as_mut()
+            .unwrap()
+            .releasable_to
+            .push("CC-THREE".into());
+        let why = config.limits.check_recipients(&report).unwrap_err();
+        assert!(
+            why.contains("names 3 agencies, more than the 2 allowed"),
+            "{why}"
+        );
+        for bad in ["0", "1001"] {
+            let text = base() + &format!("\n[limits]\nmax_recipients = {bad}\n");
+            let message = assert_invalid(&text, "limits.max_recipients", "max_recipients =");
+            assert!(message.contains("from 1 to 1000"), "{message}");
         }
     }
 

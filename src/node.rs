@@ -331,6 +331,10 @@ impl Shared {
     ) -> Result<Vec<Submitted>, NodeError> {
         for (i, report) in reports.iter().enumerate() {
             report::validate(report, &format!("submitted report {}", i + 1))?;
+            self.config
+                .limits
+                .check_recipients(report)
+                .map_err(|why| NodeError::Invalid(format!("submitted report {}: {why}", i + 1)))?;
             let size = report.encoded_len();
             if size > self.max_item_bytes() {
                 return Err(NodeError::TooLarge {

@@ -306,6 +306,17 @@ async fn an_announcement_not_signed_by_the_current_key_is_refused_and_recorded()
         .unwrap_err();
     assert_eq!(status.code(), tonic::Code::PermissionDenied);
 
+    // An announcement over 4 KiB is refused before any signature is checked.
+    let mut oversized = keys::announce("AA-ONE", entente::now_ms(), &a_signing, &a_signing, &new);
+    oversized.new_signature = vec![0; 5000];
+    let status = announce(&a_material, "BB-TWO", &endpoint(b), None, oversized)
+        .await
+        .unwrap_err();
+    assert!(
+        status.message().contains("larger than 4096 bytes"),
+        "{status:?}"
+    );
+
     assert_eq!(b.shared().partner_keys("AA-ONE").unwrap(), held_before);
     assert!(
         b.shared().store.learned_keys("AA-ONE").unwrap().is_none(),
@@ -320,7 +331,7 @@ async fn an_announcement_not_signed_by_the_current_key_is_refused_and_recorded()
         .filter(|e| e.action == "refused" && e.detail.starts_with("key announcement"))
         .map(|e| e.detail)
         .collect();
-    assert_eq!(refusals.len(), 3, "{refusals:?}");
+    assert_eq!(refusals.len(), 4, "{refusals:?}");
     assert_eq!(audit_count(&b.shared().store, "key-learned"), 0);
     // A's genuine traffic is unaffected.
     a.shared()

@@ -243,6 +243,55 @@ async fn an_envelope_over_the_size_limit_is_refused() {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_batch_of_more_envelopes_than_allowed_is_refused_before_any_is_opened() {
+    let f = Fixture::new().await;
+    // Empty envelopes: the count alone is over the cap, the message far under its size.
+    let envelopes = vec![pb::Envelope::default(); 4097];
+    let err = f.send(&f.a, envelopes).await.unwrap_err();
+    assert!(err.contains("ResourceExhausted"), "{err}");
+    assert!(
+        err.contains("batch of 4097 envelopes exceeds 4096"),
+        "{err}"
+    );
+    assert_eq!(f.b().store.item_count(), 0);
+    let last = last_audit(&f.b().store);
+    assert_eq!(
+        (last.action.as_str(), last.peer.as_str()),
+        ("refused", "AA-ONE")
+    );
+    assert!(last.detail.contains("exceeds 4096"), "{}", last.detail);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_report_releasable_to_more_agencies_than_the_limit_is_refused() {
+    let f = Fixture::with(|c| c.limits.max_recipients = 2).await;
+    let mut wide = report(pb::ItemKind::EnforcementAlert, "wide");
+    wide.handling.as_mut().unwrap().releasable_to =
+        vec!["BB-TWO".into(), "CC-THREE".into(), "DD-FOUR".into()];
+    // BB-TWO's analysts cannot submit it either: the error names the field and the limit.
+    let err = f.b().submit(wide.clone()).await.unwrap_err().to_string();
+    assert!(
+        err.contains("handling.releasable_to") && err.contains("limits.max_recipients"),
+        "{err}"
+    );
+    // AA-ONE's own limit (the default) lets it through; BB-TWO's does not.
+    f.a.submit(wide).await.unwrap();
+    let queued = f.a.store.outbox_batch("BB-TWO", None, 10).unwrap();
+    let result = f
+        .send(&f.a, vec![queued[0].envelope.clone()])
+        .await
+        .unwrap();
+    assert!(
+        result.refusals[0]
+            .detail
+            .contains("names 3 agencies, more than the 2 allowed"),
+        "{result:?}"
+    );
+    f.assert_refused(result, pb::RefusalReason::Malformed, "AA-ONE")
+        .await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn an_agency_that_is_not_a_registered_partner_is_refused() {
     let dir = tempfile::tempdir().unwrap();
     let mut members = federation(dir.path(), &["AA-ONE", "BB-TWO"]).await;

@@ -528,6 +528,11 @@ pub(super) fn open_one(
         Some(pb::item::Body::Report(report)) => {
             report::validate(report, &format!("item from {}", partner.agency))
                 .map_err(|e| (pb::RefusalReason::Malformed, e.to_string()))?;
+            shared
+                .config
+                .limits
+                .check_recipients(report)
+                .map_err(|why| (pb::RefusalReason::Malformed, why))?;
         }
         Some(pb::item::Body::WatchlistDelta(delta)) => {
             super::sync::check_incoming(shared, &partner.agency, delta, &opened.item.originator)?;

@@ -206,6 +206,10 @@ impl Shared {
         reason: &str,
     ) -> Result<pb::LifecycleResponse, NodeError> {
         report::validate(&report, "corrected report")?;
+        self.config
+            .limits
+            .check_recipients(&report)
+            .map_err(|why| NodeError::Invalid(format!("corrected report: {why}")))?;
         let size = report.encoded_len();
         if size > self.max_item_bytes() {
             return Err(NodeError::TooLarge {

@@ -140,6 +140,10 @@ impl Shared {
         })?;
         report::validate(&report, &format!("correction from {sender}"))
             .map_err(|e| StepError::Refused((pb::RefusalReason::Malformed, e.to_string())))?;
+        self.config
+            .limits
+            .check_recipients(&report)
+            .map_err(|why| StepError::Refused((pb::RefusalReason::Malformed, why)))?;
         if report.kind != held.kind {
             return refuse(
                 pb::RefusalReason::Malformed,
