@@ -3,7 +3,9 @@
 //! Every send, refusal, receipt, receive and query is recorded as an [`Entry`]. Each entry
 //! carries the SHA-256 of the previous one, so a changed, removed or reordered entry breaks
 //! the chain at that point. Entries name items by id and partners by agency id: they never
-//! copy report content.
+//! copy report content. What an analyst searched for or screened (names, free text) is
+//! kept with its entry sealed under the node's data key ([`Entry::sealed`]): the node shows
+//! it to its operators, a copy of the data directory does not.
 //!
 //! A hash chain alone proves nothing to someone who can write the store: they can rebuild
 //! the whole chain, consistently, with entries of their choosing. So after every
@@ -61,6 +63,12 @@ pub struct Entry {
     /// for every other entry.
     #[prost(bytes = "vec", tag = "8")]
     pub signature: Vec<u8>,
+    /// For a query: the terms it was asked with (a name screened, a subject or text
+    /// searched), sealed with the node's data key and bound to the audit tree and this
+    /// entry's seq; empty for every other entry. The chain covers the sealed bytes, so
+    /// `audit verify` needs no data key.
+    #[prost(bytes = "vec", tag = "9")]
+    pub sealed: Vec<u8>,
 }
 
 /// What an audit entry records.
@@ -156,6 +164,8 @@ pub struct Event {
     pub item_id: String,
     /// Reason or count; never content.
     pub detail: String,
+    /// Query terms to keep sealed with the entry (see [`Entry::sealed`]); empty if none.
+    pub sealed: String,
 }
 
 impl Event {
@@ -166,7 +176,14 @@ impl Event {
             peer: peer.to_owned(),
             item_id: item_id.to_owned(),
             detail: detail.into(),
+            sealed: String::new(),
         }
+    }
+
+    /// The same event with `terms` to keep sealed with its entry.
+    pub fn with_sealed(mut self, terms: impl Into<String>) -> Self {
+        self.sealed = terms.into();
+        self
     }
 }
 
@@ -215,6 +232,7 @@ pub fn checkpoint(seq: u64, at_ms: i64, prev_hash: Vec<u8>, signer: &dyn Signer)
         detail: format!("entry {covers} sha256 {}", hex::encode(&prev_hash)),
         prev_hash,
         signature: signer.sign(&message).to_vec(),
+        sealed: Vec::new(),
     }
 }
 
@@ -450,6 +468,7 @@ mod tests {
             detail: String::new(),
             prev_hash,
             signature: Vec::new(),
+            sealed: Vec::new(),
         }
     }
 

@@ -309,7 +309,7 @@ impl pb::control_server::Control for ControlService {
         request: Request<pb::ListItemsRequest>,
     ) -> Result<Response<pb::ListItemsResponse>, Status> {
         let limit = request.into_inner().limit as usize;
-        record_query(&self.shared.store, "list", &format!("limit {limit}"));
+        record_query(&self.shared.store, "list", &format!("limit {limit}")).map_err(unrecorded)?;
         let items =
             list_items(&self.shared.store, limit).map_err(|e| Status::internal(e.to_string()))?;
         Ok(Response::new(pb::ListItemsResponse { items }))
@@ -320,7 +320,7 @@ impl pb::control_server::Control for ControlService {
         request: Request<pb::GetItemRequest>,
     ) -> Result<Response<pb::GetItemResponse>, Status> {
         let id = request.into_inner().item_id;
-        record_query(&self.shared.store, "show", &id);
+        record_query(&self.shared.store, "show", &id).map_err(unrecorded)?;
         Ok(Response::new(
             get_item(&self.shared.store, &id).map_err(status)?,
         ))
@@ -333,8 +333,8 @@ impl pb::control_server::Control for ControlService {
         let shared = &self.shared;
         let request = request.into_inner();
         let entries = shared.screening_entries();
-        let response = screen(&shared.store, &request, entries, |q| shared.screen(q))
-            .map_err(|e| Status::invalid_argument(e.to_string()))?;
+        let response =
+            screen(&shared.store, &request, entries, |q| shared.screen(q)).map_err(status)?;
         Ok(Response::new(response))
     }
 
@@ -365,7 +365,7 @@ impl pb::control_server::Control for ControlService {
         _request: Request<pb::ListWatchlistsRequest>,
     ) -> Result<Response<pb::ListWatchlistsResponse>, Status> {
         let shared = &self.shared;
-        record_query(&shared.store, "watchlist list", "");
+        record_query(&shared.store, "watchlist list", "").map_err(unrecorded)?;
         let lists = list_watchlists(&shared.store, &shared.config, &shared.policy())
             .map_err(|e| Status::internal(e.to_string()))?;
         Ok(Response::new(pb::ListWatchlistsResponse { lists }))
@@ -378,7 +378,7 @@ impl pb::control_server::Control for ControlService {
         let request = request.into_inner();
         let shared = &self.shared;
         let what = format!("{} {}", request.list, request.entry_id);
-        record_query(&shared.store, "watchlist show", what.trim_end());
+        record_query(&shared.store, "watchlist show", what.trim_end()).map_err(unrecorded)?;
         let shown = show_watchlist(&shared.store, &shared.config, &shared.policy(), &request)
             .map_err(status)?;
         Ok(Response::new(shown))
@@ -407,7 +407,7 @@ impl pb::control_server::Control for ControlService {
         let found = search_items(&shared.store, &request.into_inner(), |s| {
             shared.search_items(s)
         })
-        .map_err(|e| Status::invalid_argument(e.to_string()))?;
+        .map_err(status)?;
         Ok(Response::new(found))
     }
 
@@ -589,6 +589,11 @@ pub fn status_text(status: &Status) -> String {
     }
 }
 
+/// The status of a query that was not answered because it could not be recorded.
+fn unrecorded(e: store::StoreError) -> Status {
+    status(NodeError::Store(e))
+}
+
 /// Maps a node error to the status the CLI shows.
 fn status(e: NodeError) -> Status {
     match e {
@@ -628,10 +633,43 @@ pub fn submit_response(s: crate::node::Submitted) -> pb::SubmitReportResponse {
     }
 }
 
+/// `text` with control characters replaced by spaces, cut to `chars` characters: what the
+/// audit log keeps of a caller's words.
+pub(crate) fn clipped(text: &str, chars: usize) -> String {
+    text.trim()
+        .chars()
+        .take(chars)
+        .map(|c| if c.is_control() { ' ' } else { c })
+        .collect()
+}
+
+/// A query's audit detail: its settings (if any) and what came of it.
+pub(crate) fn outcome(settings: &str, result: String) -> String {
+    match settings.trim() {
+        "" => result,
+        settings => format!("{settings}: {result}"),
+    }
+}
+
 /// Records a query in the audit log under the caller's name ([`current_caller`]): `local`
 /// for the control socket or a command reading the store itself, `user:NAME` on the local
-/// listener.
-pub fn record_query(store: &store::Store, what: &str, detail: &str) {
+/// listener. A query that cannot be recorded is not answered: the caller returns the error.
+pub fn record_query(
+    store: &store::Store,
+    what: &str,
+    detail: &str,
+) -> Result<(), store::StoreError> {
+    record_query_with_terms(store, what, detail, "")
+}
+
+/// Like [`record_query`], with the terms the query was asked with (names, free text),
+/// which the entry keeps sealed with the node's data key ([`crate::audit::Entry::sealed`]).
+pub fn record_query_with_terms(
+    store: &store::Store,
+    what: &str,
+    detail: &str,
+    terms: &str,
+) -> Result<(), store::StoreError> {
     metrics::counter!(crate::metrics::QUERIES, "kind" => what.to_owned()).increment(1);
     let caller = current_caller();
     let event = crate::audit::Event::new(
@@ -639,10 +677,11 @@ pub fn record_query(store: &store::Store, what: &str, detail: &str) {
         &caller.audit_name,
         "",
         format!("{what} {detail}").trim_end().to_owned(),
-    );
-    if let Err(e) = store.record(&[event]) {
-        tracing::error!(error = %e, "cannot write the audit log");
-    }
+    )
+    .with_sealed(terms);
+    store.record(&[event]).inspect_err(|e| {
+        tracing::error!(error = %e, query = what, "cannot write the audit log; the query is refused");
+    })
 }
 
 /// Item summaries, newest first; the same for the socket and for a stopped node.

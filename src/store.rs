@@ -873,6 +873,7 @@ impl Store {
                 detail: event.detail.clone(),
                 prev_hash: prev,
                 signature: Vec::new(),
+                sealed: self.seal_terms(seq, &event.sealed)?,
             };
             prev = insert_entry(log, &entry)?;
             if let Some(signer) = self.checkpoints.as_deref() {
@@ -958,6 +959,27 @@ pub fn load_data_key(path: &Path) -> Result<DataKey> {
 }
 
 impl Store {
+    /// Seals the query terms of audit entry `seq` (nothing when there are none).
+    fn seal_terms(&self, seq: u64, terms: &str) -> TxResult<Vec<u8>> {
+        if terms.is_empty() {
+            return Ok(Vec::new());
+        }
+        self.seal_value("audit", &seq.to_be_bytes(), terms.as_bytes())
+            .map_err(ConflictableTransactionError::Abort)
+    }
+
+    /// The query terms sealed with audit entry `entry`, if it has any and they open with
+    /// this store's data key.
+    pub fn audit_terms(&self, entry: &audit::Entry) -> Option<String> {
+        if entry.sealed.is_empty() {
+            return None;
+        }
+        let plain = self
+            .at_rest
+            .open("audit", &entry.seq.to_be_bytes(), &entry.sealed)?;
+        Some(String::from_utf8_lossy(&plain).into_owned())
+    }
+
     /// `plaintext` sealed with the data key as the value of `key` in `tree`.
     fn seal_value(&self, tree: &'static str, key: &[u8], plaintext: &[u8]) -> Result<Vec<u8>> {
         self.at_rest

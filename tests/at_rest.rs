@@ -1,6 +1,7 @@
 //! Report content at rest: between real nodes on 127.0.0.1, a report that is submitted,
-//! delivered, stored and screened leaves none of its content in the data directories in
-//! clear, and a store opened with another data key refuses to read it.
+//! delivered, stored and screened, and the names and text analysts then screen and search
+//! for, leave none of it in the data directories in clear; a store opened with another data
+//! key refuses to read it.
 
 #![allow(clippy::unwrap_used)]
 
@@ -67,6 +68,34 @@ async fn no_report_content_is_stored_in_clear() {
     .await;
     let shown = entente::control::get_item(&b.store, &id).unwrap();
     assert_eq!(shown.screening_hits.len(), 1, "the report was screened");
+    // An analyst at B screens the subject's name and searches for it and for the
+    // narrative: the audit log records both queries, and keeps their terms sealed.
+    let screened = pb::ScreenRequest {
+        name: MARKERS[1].into(),
+        ..Default::default()
+    };
+    entente::control::screen(&b.store, &screened, 1, |q| b.screen(q)).unwrap();
+    let searched = pb::SearchItemsRequest {
+        subject: MARKERS[1].into(),
+        text: MARKERS[2].into(),
+        ..Default::default()
+    };
+    entente::control::search_items(&b.store, &searched, |s| b.search_items(s)).unwrap();
+    let queries: Vec<_> = b
+        .store
+        .audit_entries()
+        .unwrap()
+        .into_iter()
+        .filter(|e| e.action == "query")
+        .collect();
+    assert_eq!(queries.len(), 2);
+    assert!(
+        b.store
+            .audit_terms(&queries[1])
+            .unwrap()
+            .contains(MARKERS[2]),
+        "the node reads the terms back"
+    );
     drop((a, b));
     for node in nodes {
         node.shutdown().await;

@@ -355,6 +355,7 @@ fn serve_refuses_a_private_key_file_that_other_accounts_can_read() {
         ("keys/signing.pem", 0o644),
         ("keys/encryption.pem", 0o640),
         ("tls/node.key", 0o604),
+        ("keys/data.key", 0o640),
     ] {
         let path = node.join(key);
         std::fs::set_permissions(&path, std::fs::Permissions::from_mode(mode)).unwrap();

@@ -86,6 +86,8 @@ fn hit_ids(value: &serde_json::Value) -> Vec<String> {
         .collect()
 }
 
+/// The node's screen queries as `audit tail` shows them: each detail, then the terms it
+/// keeps sealed with the entry. The clear detail never holds the name.
 fn screen_queries(config: &Path) -> Vec<String> {
     let config = Config::load(config).unwrap();
     let store = Store::open_with_key_file(&config.data_dir, &config.data_key).unwrap();
@@ -94,7 +96,10 @@ fn screen_queries(config: &Path) -> Vec<String> {
         .unwrap()
         .into_iter()
         .filter(|e| e.action == "query" && e.detail.starts_with("screen "))
-        .map(|e| e.detail)
+        .map(|e| {
+            assert!(!e.detail.contains("name="), "{}", e.detail);
+            format!("{} [{}]", e.detail, store.audit_terms(&e).unwrap())
+        })
         .collect()
 }
 
@@ -149,7 +154,7 @@ fn screen_on_a_stopped_node_ranks_matches_and_says_why() {
     let queries = screen_queries(&config);
     assert_eq!(queries.len(), 6, "{queries:#?}");
     assert_eq!(
-        queries[0], "screen \"hans jurgen muller\": 1 hit(s)",
+        queries[0], "screen 1 hit(s) [name=\"hans jurgen muller\"]",
         "{queries:#?}"
     );
 }
@@ -231,6 +236,6 @@ fn screen_works_through_the_control_socket_while_the_node_serves() {
     let queries = screen_queries(&config);
     assert_eq!(
         queries,
-        ["screen \"Kestrel Microsystems, L.L.C.\": 1 hit(s)"]
+        ["screen 1 hit(s) [name=\"Kestrel Microsystems, L.L.C.\"]"]
     );
 }

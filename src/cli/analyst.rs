@@ -229,7 +229,8 @@ pub(crate) async fn export(
                 .map_err(|s| format!("item {id}: {}", control::status_text(&s)))?
                 .into_inner(),
             (None, Some(store)) => {
-                control::record_query(store, "export", id);
+                control::record_query(store, "export", id)
+                    .map_err(|e| format!("item {id}: {e}"))?;
                 control::get_item(store, id).map_err(|e| format!("item {id}: {e}"))?
             }
             (None, None) => return Err("no running node and no store to read".into()),

@@ -37,7 +37,7 @@ pub(crate) async fn list(config: &Path, limit: u32, json: bool) -> CliResult {
         }
         None => {
             let store = control::open_store(&config)?;
-            control::record_query(&store, "list", &format!("limit {limit}"));
+            control::record_query(&store, "list", &format!("limit {limit}"))?;
             control::list_items(&store, limit as usize)?
         }
     };
@@ -61,7 +61,7 @@ pub(crate) async fn show(config: &Path, id: &str, json: bool) -> CliResult {
         }
         None => {
             let store = control::open_store(&config)?;
-            control::record_query(&store, "show", id);
+            control::record_query(&store, "show", id)?;
             control::get_item(&store, id)?
         }
     };

@@ -169,7 +169,7 @@ async fn list(config: &Path, json: bool) -> CliResult {
         None => {
             let (policy, _) = node::load_policy(&config)?;
             let store = control::open_store(&config)?;
-            control::record_query(&store, "watchlist list", "");
+            control::record_query(&store, "watchlist list", "")?;
             control::list_watchlists(&store, &config, &policy)?
         }
     };
@@ -196,7 +196,7 @@ async fn show(config: &Path, list: &str, entry: Option<&str>, limit: u32, json: 
             let (policy, _) = node::load_policy(&config)?;
             let store = control::open_store(&config)?;
             let what = format!("{list} {}", entry.unwrap_or_default());
-            control::record_query(&store, "watchlist show", what.trim_end());
+            control::record_query(&store, "watchlist show", what.trim_end())?;
             control::show_watchlist(&store, &config, &policy, &request)?
         }
     };

@@ -1,6 +1,6 @@
 //! The analysts' calls: search over the held items and the links between them.
 
-use super::{NodeError, record_query, summary};
+use super::{NodeError, clipped, outcome, record_query, record_query_with_terms, summary};
 use crate::{
     pb,
     search::{Page, Search, SearchError},
@@ -8,19 +8,22 @@ use crate::{
 };
 
 /// Checks `request`, runs it through `search` (the node's index, or one built for a
-/// stopped node), and records the query with its parameters and how many items it gave.
-/// A refused request is recorded too, with the reason.
+/// stopped node), and records the query with its parameters and how many items it gave;
+/// the subject name and free text searched are kept sealed with the entry. A refused
+/// request is recorded too, with the reason. A query that cannot be recorded is not
+/// answered.
 pub fn search_items(
     store: &Store,
     request: &pb::SearchItemsRequest,
     search: impl FnOnce(&Search) -> Result<Page, SearchError>,
-) -> Result<pb::SearchItemsResponse, SearchError> {
-    let described = described(request);
+) -> Result<pb::SearchItemsResponse, NodeError> {
+    let (settings, terms) = described(request);
     let page = match Search::from_request(request).and_then(|s| search(&s)) {
         Ok(page) => page,
         Err(e) => {
-            record_query(store, "search", &format!("{described}: refused: {e}"));
-            return Err(e);
+            let detail = outcome(&settings, format!("refused: {e}"));
+            record_query_with_terms(store, "search", &detail, &terms)?;
+            return Err(NodeError::Invalid(e.to_string()));
         }
     };
     let mut items = Vec::with_capacity(page.keys.len());
@@ -36,11 +39,8 @@ pub fn search_items(
             Err(e) => tracing::error!(error = %e, "cannot read a found item"),
         }
     }
-    record_query(
-        store,
-        "search",
-        &format!("{described}: {} item(s)", items.len()),
-    );
+    let detail = outcome(&settings, format!("{} item(s)", items.len()));
+    record_query_with_terms(store, "search", &detail, &terms)?;
     Ok(pb::SearchItemsResponse {
         items,
         next_cursor: page.next_cursor.unwrap_or_default(),
@@ -76,7 +76,7 @@ pub fn correlations(
         store,
         "correlations",
         &format!("{scope}{item}: {} link(s)", correlations.len()),
-    );
+    )?;
     Ok(pb::ListCorrelationsResponse { correlations })
 }
 
@@ -92,28 +92,24 @@ pub fn close_correlation(
     Ok(store.close_correlation(&id, &by, request.note.trim())?)
 }
 
-/// The request as the audit log records it: each parameter set, by name. Names and text
-/// are clipped and their control characters replaced.
-fn described(r: &pb::SearchItemsRequest) -> String {
-    let mut parts = Vec::new();
-    let mut text = |name: &str, value: &str| {
-        if !value.trim().is_empty() {
-            let clipped: String = value
-                .trim()
-                .chars()
-                .take(80)
-                .map(|c| if c.is_control() { ' ' } else { c })
-                .collect();
-            parts.push(format!("{name}={clipped:?}"));
-        }
+/// The request as the audit log records it: each parameter set, by name, in clear, and
+/// the subject name and free text, to keep sealed. Values are clipped and their control
+/// characters replaced.
+fn described(r: &pb::SearchItemsRequest) -> (String, String) {
+    let named = |name: &str, value: &str| {
+        (!value.trim().is_empty()).then(|| format!("{name}={:?}", clipped(value, 80)))
     };
-    text("subject", &r.subject);
+    let terms: Vec<String> = [named("subject", &r.subject), named("text", &r.text)]
+        .into_iter()
+        .flatten()
+        .collect();
+    let mut parts = Vec::new();
+    let mut text = |name: &str, value: &str| parts.extend(named(name, value));
     text("sender", &r.sender);
     text("subject_country", &r.subject_country);
     text("control_entry", &r.control_entry);
     text("hs_prefix", &r.hs_prefix);
     text("route_country", &r.route_country);
-    text("text", &r.text);
     text("cursor", &r.cursor);
     if r.min_score != 0.0 {
         parts.push(format!("min_score={}", r.min_score));
@@ -133,9 +129,9 @@ fn described(r: &pb::SearchItemsRequest) -> String {
     if r.limit != 0 {
         parts.push(format!("limit={}", r.limit));
     }
-    if parts.is_empty() {
-        "all items".to_owned()
-    } else {
-        parts.join(" ")
-    }
+    let settings = match (parts.is_empty(), terms.is_empty()) {
+        (true, true) => "all items".to_owned(),
+        _ => parts.join(" "),
+    };
+    (settings, terms.join(" "))
 }

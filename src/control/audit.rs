@@ -33,11 +33,11 @@ pub fn search_audit(
             break;
         }
         if filter.matches(&entry) {
-            entries.push(entry_message(entry));
+            entries.push(entry_message(store, entry));
         }
     }
     entries.reverse();
-    record_query(store, "audit", &conditions(request, limit));
+    record_query(store, "audit", &conditions(request, limit))?;
     Ok(pb::SearchAuditResponse { entries, total })
 }
 
@@ -74,13 +74,22 @@ fn conditions(request: &pb::SearchAuditRequest, limit: usize) -> String {
     out.join(" ")
 }
 
-fn entry_message(entry: audit::Entry) -> pb::AuditEntry {
+/// An entry as operators read it: a query's sealed terms, opened with the node's data key,
+/// follow its detail in brackets.
+fn entry_message(store: &Store, entry: audit::Entry) -> pb::AuditEntry {
+    let detail = match store.audit_terms(&entry) {
+        Some(terms) => format!("{} [{terms}]", entry.detail),
+        None if !entry.sealed.is_empty() => {
+            format!("{} [terms sealed with another data key]", entry.detail)
+        }
+        None => entry.detail,
+    };
     pb::AuditEntry {
         seq: entry.seq,
         at_ms: entry.at_ms,
         action: entry.action,
         peer: entry.peer,
         item_id: entry.item_id,
-        detail: entry.detail,
+        detail,
     }
 }

@@ -8,7 +8,7 @@ use crate::{
 
 /// Consent requests, newest first; the same for the socket and for a stopped node.
 pub fn list_consents(store: &store::Store) -> Result<pb::ListConsentsResponse, NodeError> {
-    super::record_query(store, "consent list", "");
+    super::record_query(store, "consent list", "")?;
     Ok(pb::ListConsentsResponse {
         consents: store.consents()?,
     })
@@ -20,7 +20,7 @@ pub fn list_consultations(
     store: &store::Store,
     request: &pb::ListConsultationsRequest,
 ) -> Result<pb::ListConsultationsResponse, NodeError> {
-    super::record_query(store, "consultations", "");
+    super::record_query(store, "consultations", "")?;
     let now = match request.as_of_ms {
         0 => crate::now_ms(),
         at => at,
