@@ -329,6 +329,29 @@ impl Shared {
         &self,
         reports: Vec<pb::Report>,
     ) -> Result<Vec<Submitted>, NodeError> {
+        if let Err(e) = self.check_submitted(&reports) {
+            // The error names the field and the rule, never a value, so it may be recorded.
+            let caller = crate::control::current_caller().audit_name;
+            tracing::warn!(caller = %caller, error = %e, "refused a submission");
+            self.record(Event::new(
+                Action::Refused,
+                &caller,
+                "",
+                format!("submission: {e}"),
+            ));
+            return Err(e);
+        }
+        let done = off_the_reactor(|| self.store_all(reports))?;
+        self.store.flush().await?;
+        metrics::counter!(crate::metrics::SUBMITTED).increment(done.len() as u64);
+        for submitted in &done {
+            self.announce(submitted);
+        }
+        Ok(done)
+    }
+
+    /// Checks each report of a submission: its fields, its recipients and its size.
+    fn check_submitted(&self, reports: &[pb::Report]) -> Result<(), NodeError> {
         for (i, report) in reports.iter().enumerate() {
             report::validate(report, &format!("submitted report {}", i + 1))?;
             self.config
@@ -343,13 +366,7 @@ impl Shared {
                 });
             }
         }
-        let done = off_the_reactor(|| self.store_all(reports))?;
-        self.store.flush().await?;
-        metrics::counter!(crate::metrics::SUBMITTED).increment(done.len() as u64);
-        for submitted in &done {
-            self.announce(submitted);
-        }
-        Ok(done)
+        Ok(())
     }
 
     /// Seals validated reports, on as many threads as there are cores when the batch is

@@ -274,6 +274,18 @@ async fn a_report_releasable_to_more_agencies_than_the_limit_is_refused() {
         err.contains("handling.releasable_to") && err.contains("limits.max_recipients"),
         "{err}"
     );
+    let last = last_audit(&f.b().store);
+    assert_eq!(
+        (last.action.as_str(), last.peer.as_str()),
+        ("refused", "local")
+    );
+    assert!(
+        last.detail
+            .starts_with("submission: submitted report 1: handling.releasable_to"),
+        "{}",
+        last.detail
+    );
+    assert_eq!(f.b().store.item_count(), 0, "nothing was stored");
     // AA-ONE's own limit (the default) lets it through; BB-TWO's does not.
     f.a.submit(wide).await.unwrap();
     let queued = f.a.store.outbox_batch("BB-TWO", None, 10).unwrap();
