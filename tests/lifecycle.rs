@@ -191,6 +191,21 @@ async fn a_correction_reaches_every_partner_that_had_the_item_and_receivers_keep
         "{err}"
     );
     assert_eq!(held(three.a(), &id, A).unwrap().version, 1);
+    let last = common::last_audit(&three.a().store);
+    assert_eq!(
+        (
+            last.action.as_str(),
+            last.peer.as_str(),
+            last.item_id.as_str()
+        ),
+        ("refused", "local", text.as_str()),
+        "the refusal is recorded"
+    );
+    assert!(
+        last.detail.starts_with("correction: handling.tlp"),
+        "{}",
+        last.detail
+    );
 
     let mut corrected = original.clone();
     corrected.title = "Rambutan account".into();

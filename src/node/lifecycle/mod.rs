@@ -205,6 +205,30 @@ impl Shared {
         report: pb::Report,
         reason: &str,
     ) -> Result<pb::LifecycleResponse, NodeError> {
+        let result = self.correct_checked(item_id, report, reason).await;
+        if let Err(
+            e @ (NodeError::Report(_) | NodeError::Invalid(_) | NodeError::TooLarge { .. }),
+        ) = &result
+        {
+            // These name the field and the rule, never a value, so they may be recorded.
+            let caller = crate::control::current_caller().audit_name;
+            tracing::warn!(caller = %caller, item_id, error = %e, "refused a correction");
+            self.record(Event::new(
+                Action::Refused,
+                &caller,
+                &crate::control::clipped(item_id, 40),
+                format!("correction: {e}"),
+            ));
+        }
+        result
+    }
+
+    async fn correct_checked(
+        &self,
+        item_id: &str,
+        report: pb::Report,
+        reason: &str,
+    ) -> Result<pb::LifecycleResponse, NodeError> {
         report::validate(&report, "corrected report")?;
         self.config
             .limits
