@@ -345,7 +345,28 @@ pub(crate) enum CertsCommand {
     },
 }
 
+/// Makes a command whose reader went away (`entente audit tail | head`) end at once with
+/// status 141, as a shell reports a process stopped by SIGPIPE, instead of panicking.
+/// Rust ignores SIGPIPE, so a closed pipe reaches `println!`, which panics; resetting the
+/// signal would need `unsafe`, which this crate forbids.
+fn end_quietly_on_a_closed_pipe() {
+    let default = std::panic::take_hook();
+    std::panic::set_hook(Box::new(move |info| {
+        let payload = info.payload();
+        let message = payload
+            .downcast_ref::<String>()
+            .map(String::as_str)
+            .or_else(|| payload.downcast_ref::<&str>().copied())
+            .unwrap_or_default();
+        if message.starts_with("failed printing to stdout") && message.contains("Broken pipe") {
+            std::process::exit(141);
+        }
+        default(info);
+    }));
+}
+
 fn main() -> ExitCode {
+    end_quietly_on_a_closed_pipe();
     let cli = Cli::parse();
     // A serving node logs its lifecycle and every sharing decision at info. The other
     // commands print their own results; the demo and the bench provoke refusals on

@@ -372,3 +372,24 @@ fn serve_refuses_a_private_key_file_that_other_accounts_can_read() {
         std::fs::set_permissions(&path, std::fs::Permissions::from_mode(0o600)).unwrap();
     }
 }
+
+#[test]
+fn output_into_a_pipe_closed_by_its_reader_ends_with_141_and_no_panic() {
+    // `true` exits at once without reading; entente writes 0.3 s later, into a pipe that
+    // has no reader left, as when its output goes through `head`. (Not `--help`: clap
+    // ignores a failed write of its help.)
+    let dir = tempfile::tempdir().unwrap();
+    let node = dir.path().join("node");
+    let out = Command::new("bash")
+        .args([
+            "-c",
+            r#"(sleep 0.3; exec "$0" init --dir "$1" --agency XX-TEST) | true; echo "status=${PIPESTATUS[0]}""#,
+            env!("CARGO_BIN_EXE_entente"),
+            node.to_str().unwrap(),
+        ])
+        .output()
+        .unwrap();
+    let stderr = text(&out.stderr);
+    assert!(!stderr.contains("panicked"), "{stderr}");
+    assert_eq!(text(&out.stdout).trim(), "status=141", "{stderr}");
+}
