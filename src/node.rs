@@ -329,16 +329,11 @@ impl Shared {
         &self,
         reports: Vec<pb::Report>,
     ) -> Result<Vec<Submitted>, NodeError> {
-        if let Err(e) = self.check_submitted(&reports) {
-            // The error names the field and the rule, never a value, so it may be recorded.
-            let caller = crate::control::current_caller().audit_name;
-            tracing::warn!(caller = %caller, error = %e, "refused a submission");
-            self.record(Event::new(
-                Action::Refused,
-                &caller,
-                "",
-                format!("submission: {e}"),
-            ));
+        let checked = reports.iter().enumerate().try_for_each(|(i, r)| {
+            self.check_local_report(r, &format!("submitted report {}", i + 1))
+        });
+        if let Err(e) = checked {
+            self.record_local_refusal("submission", "", &e);
             return Err(e);
         }
         let done = off_the_reactor(|| self.store_all(reports))?;
@@ -350,23 +345,47 @@ impl Shared {
         Ok(done)
     }
 
-    /// Checks each report of a submission: its fields, its recipients and its size.
-    fn check_submitted(&self, reports: &[pb::Report]) -> Result<(), NodeError> {
-        for (i, report) in reports.iter().enumerate() {
-            report::validate(report, &format!("submitted report {}", i + 1))?;
-            self.config
-                .limits
-                .check_recipients(report)
-                .map_err(|why| NodeError::Invalid(format!("submitted report {}: {why}", i + 1)))?;
-            let size = report.encoded_len();
-            if size > self.max_item_bytes() {
-                return Err(NodeError::TooLarge {
-                    size,
-                    limit: self.max_item_bytes(),
-                });
-            }
+    /// Checks a report given on this host (`what` names it in errors): its fields, its
+    /// recipients and its size.
+    pub(crate) fn check_local_report(
+        &self,
+        report: &pb::Report,
+        what: &str,
+    ) -> Result<(), NodeError> {
+        report::validate(report, what)?;
+        self.config
+            .limits
+            .check_recipients(report)
+            .map_err(|why| NodeError::Invalid(format!("{what}: {why}")))?;
+        let size = report.encoded_len();
+        if size > self.max_item_bytes() {
+            return Err(NodeError::TooLarge {
+                size,
+                limit: self.max_item_bytes(),
+            });
         }
         Ok(())
+    }
+
+    /// Logs and records (`refused`, under the caller's name) a `doing` ("submission",
+    /// "correction") refused for bad input. Such errors name the field and the rule, never
+    /// a value, so they may be recorded; other errors are not input's fault and are not.
+    pub(crate) fn record_local_refusal(&self, doing: &str, item_id: &str, e: &NodeError) {
+        if !matches!(
+            e,
+            NodeError::Report(_) | NodeError::Invalid(_) | NodeError::TooLarge { .. }
+        ) {
+            return;
+        }
+        let caller = crate::control::current_caller().audit_name;
+        let item_id = crate::control::clipped(item_id, 40);
+        warn!(caller = %caller, item_id, error = %e, "refused a {doing}");
+        self.record(Event::new(
+            Action::Refused,
+            &caller,
+            &item_id,
+            format!("{doing}: {e}"),
+        ));
     }
 
     /// Seals validated reports, on as many threads as there are cores when the batch is

@@ -206,19 +206,8 @@ impl Shared {
         reason: &str,
     ) -> Result<pb::LifecycleResponse, NodeError> {
         let result = self.correct_checked(item_id, report, reason).await;
-        if let Err(
-            e @ (NodeError::Report(_) | NodeError::Invalid(_) | NodeError::TooLarge { .. }),
-        ) = &result
-        {
-            // These name the field and the rule, never a value, so they may be recorded.
-            let caller = crate::control::current_caller().audit_name;
-            tracing::warn!(caller = %caller, item_id, error = %e, "refused a correction");
-            self.record(Event::new(
-                Action::Refused,
-                &caller,
-                &crate::control::clipped(item_id, 40),
-                format!("correction: {e}"),
-            ));
+        if let Err(e) = &result {
+            self.record_local_refusal("correction", item_id, e);
         }
         result
     }
@@ -229,18 +218,7 @@ impl Shared {
         report: pb::Report,
         reason: &str,
     ) -> Result<pb::LifecycleResponse, NodeError> {
-        report::validate(&report, "corrected report")?;
-        self.config
-            .limits
-            .check_recipients(&report)
-            .map_err(|why| NodeError::Invalid(format!("corrected report: {why}")))?;
-        let size = report.encoded_len();
-        if size > self.max_item_bytes() {
-            return Err(NodeError::TooLarge {
-                size,
-                limit: self.max_item_bytes(),
-            });
-        }
+        self.check_local_report(&report, "corrected report")?;
         let _turn = self.turn().await;
         let (id, held) = self.own_item(item_id, "correct")?;
         let original = held
